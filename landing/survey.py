@@ -1,0 +1,170 @@
+"""Public survey pages: the score link, the three segment pages, unsubscribe."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, RadioField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length
+
+from survey_mailer import contacts, responses
+from survey_mailer.nps import segment
+
+from . import limiter
+from .db import get_db
+from .errors import PageError
+
+bp = Blueprint("survey", __name__)
+
+PAGES = {"detractor": "survey.feedback", "passive": "survey.comment",
+         "promoter": "survey.testimonial"}
+SCORES = [(n, str(n)) for n in range(11)]
+PUBLIC_POST_LIMIT = "30 per minute"
+
+
+class AnswerForm(FlaskForm):
+    score = RadioField(_l("Your score"), choices=SCORES, coerce=int,
+                       validators=[InputRequired(_l("Choose a score from 0 to 10."))])
+    comment = TextAreaField(validators=[Length(max=5000)])
+    contact_ok = BooleanField(_l("You may contact me about my answer"))
+    display_name = StringField(_l("Your name as it may appear"), validators=[Length(max=100)])
+    testimonial_consent = BooleanField(_l("You may publish my words with this name"))
+
+
+class UnsubscribeForm(FlaskForm):
+    confirm = HiddenField(default="yes")
+
+
+def _settings():
+    return current_app.extensions["survey"]
+
+
+def _delivery(purpose: str, token: str) -> dict:
+    """Return the delivery a token names (or raise BadLink/LinkExpired); set its language."""
+    delivery_id = current_app.extensions["links"].delivery_id(purpose, token)
+    found = responses.delivery(get_db(), delivery_id)
+    if found is None:
+        raise PageError(_l("This link does not work"),
+                        _l("This survey no longer exists."), 404)
+    g.locale = found["language"]
+    return found
+
+
+def _ip_hash() -> str:
+    return responses.ip_hash(request.remote_addr, current_app.config["SECRET_KEY"])
+
+
+@bp.get("/healthz")
+def healthz():
+    get_db().execute("SELECT 1").fetchone()
+    return {"status": "ok"}
+
+
+@bp.route("/r/<token>/<score>", methods=["GET"])
+def score_link(token: str, score: str):
+    """Record a click on one of the email's buttons and open the segment's page."""
+    delivery_id = current_app.extensions["links"].delivery_id("score", token)
+    if score == "hp":  # the hidden honeypot link: only a machine follows it
+        found = responses.delivery(get_db(), delivery_id)
+        if found is not None and request.method == "GET":
+            responses.record_click(get_db(), found, None, method="GET", kind="honeypot",
+                                   user_agent=request.user_agent.string, ip_hash=_ip_hash())
+        return "", 204
+    if not (score.isdigit() and 0 <= int(score) <= 10):
+        raise PageError(_l("That score is not on the scale"),
+                        _l("Scores go from 0 to 10. Please click one of the buttons in the "
+                           "email."), 404)
+    value = int(score)
+    found = responses.delivery(get_db(), delivery_id)
+    if found is None:
+        raise PageError(_l("This link does not work"), _l("This survey no longer exists."),
+                        404)
+    target = url_for(PAGES[segment(value)], token=token)
+    # HEAD and prefetches are machines looking ahead: answer, record nothing.
+    if request.method == "HEAD" or _is_prefetch():
+        return redirect(target, 303)
+    responses.record_click(get_db(), found, value, method=request.method,
+                           user_agent=request.user_agent.string, ip_hash=_ip_hash())
+    return redirect(target, 303)
+
+
+def _is_prefetch() -> bool:
+    purpose = request.headers.get("Sec-Purpose", "") or request.headers.get("Purpose", "")
+    return "prefetch" in purpose.lower() or "prerender" in purpose.lower()
+
+
+def _answer_page(token: str, page: str):
+    found = _delivery("score", token)
+    current = found["score"]
+    if request.method == "GET" and current is not None and PAGES[segment(current)] != page:
+        return redirect(url_for(PAGES[segment(current)], token=token), 303)
+    form = AnswerForm(data={
+        "score": current, "comment": found["comment"] or "",
+        "contact_ok": bool(found["contact_ok"]), "display_name": found["display_name"] or "",
+        "testimonial_consent": False,
+    })
+    if request.method == "POST":
+        form = AnswerForm()
+        if form.validate():
+            score = form.score.data
+            promoter_page = page == "survey.testimonial" and segment(score) == "promoter"
+            responses.save_answer(
+                get_db(), found, score=score, comment=form.comment.data.strip(),
+                contact_ok=segment(score) == "detractor" and form.contact_ok.data,
+                display_name=form.display_name.data.strip() if promoter_page else "",
+                testimonial_consent=promoter_page and form.testimonial_consent.data)
+            return render_template("survey/thanks.html", delivery=found, score=score,
+                                   segment=segment(score), token=token,
+                                   asked_testimonial=page == "survey.testimonial")
+    template = {"survey.feedback": "feedback", "survey.comment": "comment",
+                "survey.testimonial": "testimonial"}[page]
+    return render_template(f"survey/{template}.html", form=form, delivery=found, token=token,
+                           settings=_settings()), 200 if not form.errors else 400
+
+
+@bp.route("/feedback/<token>", methods=["GET", "POST"])
+@limiter.limit(PUBLIC_POST_LIMIT, methods=["POST"])
+def feedback(token: str):
+    """Detractors: what could we do better, and may we contact you."""
+    return _answer_page(token, "survey.feedback")
+
+
+@bp.route("/comment/<token>", methods=["GET", "POST"])
+@limiter.limit(PUBLIC_POST_LIMIT, methods=["POST"])
+def comment(token: str):
+    """Passives: what would make it a 9 or 10."""
+    return _answer_page(token, "survey.comment")
+
+
+@bp.route("/testimonial/<token>", methods=["GET", "POST"])
+@limiter.limit(PUBLIC_POST_LIMIT, methods=["POST"])
+def testimonial(token: str):
+    """Promoters: a testimonial, published only with consent."""
+    return _answer_page(token, "survey.testimonial")
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@limiter.limit(PUBLIC_POST_LIMIT, methods=["POST"])
+def unsubscribe(token: str):
+    """GET asks to confirm; POST unsubscribes (RFC 8058 one-click needs no CSRF token)."""
+    delivery_id = current_app.extensions["links"].delivery_id("unsubscribe", token)
+    found = responses.delivery(get_db(), delivery_id)
+    if found is None:
+        raise PageError(_l("This link does not work"), _l("This survey no longer exists."),
+                        404)
+    g.locale = found["language"]
+    if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
+        contacts.unsubscribe(get_db(), found["contact_id"], method="one-click",
+                             delivery_id=delivery_id)
+        return "Unsubscribed\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+    form = UnsubscribeForm()
+    if request.method == "POST":
+        if not form.validate():
+            raise PageError(_l("Please send the form again"),
+                            _l("The page was open too long or cookies are blocked. Reload "
+                               "the page and press the button again."), 400)
+        contacts.unsubscribe(get_db(), found["contact_id"], method="form",
+                             delivery_id=delivery_id)
+        return render_template("survey/unsubscribed.html", delivery=found)
+    return render_template("survey/unsubscribe.html", form=form, delivery=found)

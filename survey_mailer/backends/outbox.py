@@ -1,0 +1,40 @@
+"""The outbox backend: one .eml file per message, named after its delivery."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from . import Envelope
+
+
+class OutboxBackend:
+    """Write messages to a folder; a resend overwrites the same file, never duplicates it."""
+
+    concurrency = 1
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.eml"
+
+    def send(self, envelope: Envelope, message: bytes) -> str:
+        """Write the message atomically: a reader never sees half a file."""
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(message)
+            os.replace(tmp, self.path(envelope.key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return envelope.key
+
+    def rate_limit(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        pass

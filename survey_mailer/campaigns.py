@@ -1,0 +1,136 @@
+"""Campaigns: creation, segments, and who is eligible to receive one."""
+
+from __future__ import annotations
+
+import json
+import re
+from email.utils import parseaddr
+
+import sqlite_utils
+
+from .contacts import valid_email
+from .db import now, write
+from .errors import NotFound, SurveyError
+
+SEGMENT_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]*$")
+
+
+def parse_segment(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Turn ("company=Acme", "plan=pro") into {"company": "Acme", "plan": "pro"}."""
+    segment: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not key or not SEGMENT_KEY_RE.match(key):
+            raise SurveyError(
+                f'segment "{item}" is not ATTRIBUTE=VALUE (for example company=Acme)')
+        segment[key] = value.strip()
+    return segment
+
+
+def segment_sql(segment: dict[str, str]) -> tuple[str, list[str]]:
+    """Return a WHERE fragment (on table alias c) and its parameters for a segment."""
+    clauses, params = [], []
+    for key, value in segment.items():
+        if key in ("company", "language", "name"):
+            clauses.append(f"c.{key} = ? COLLATE NOCASE")
+        else:
+            clauses.append("json_extract(c.attributes, ?) = ? COLLATE NOCASE")
+            params.append(f'$."{key}"')
+        params.append(value)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
+           brand: str | None = None, segment: dict[str, str] | None = None,
+           postal_address: str = "") -> int:
+    """Create a campaign and return its id."""
+    display, address = parseaddr(sender)
+    if not valid_email(address):
+        raise SurveyError(
+            f'sender "{sender}" is not an email address (for example "Acme <nps@acme.com>")')
+    for label, value in (("name", name), ("subject", subject)):
+        if not value.strip():
+            raise SurveyError(f"the campaign {label} must not be empty")
+    brand = (brand or display or address.split("@")[1]).strip()
+    with write(db) as conn:
+        cursor = conn.execute(
+            "INSERT INTO campaigns (name, subject, sender, brand, postal_address, segment,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [name.strip(), subject.strip(), sender, brand, postal_address,
+             json.dumps(segment or {}), now()],
+        )
+    return cursor.lastrowid
+
+
+def get(db: sqlite_utils.Database, campaign_id: int) -> dict:
+    """Return one campaign, segment decoded, or raise NotFound."""
+    row = db.execute("SELECT * FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    if row is None:
+        raise NotFound("campaign", campaign_id)
+    campaign = dict(row)
+    campaign["segment"] = json.loads(campaign["segment"])
+    return campaign
+
+
+def list_campaigns(db: sqlite_utils.Database) -> list[dict]:
+    """Return every campaign with its delivery and response counts."""
+    rows = db.execute(
+        """
+        SELECT c.*,
+          (SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id
+             AND d.status = 'sent') AS sent,
+          (SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id
+             AND d.status IN ('pending', 'sending')) AS unsent,
+          (SELECT count(*) FROM responses r WHERE r.campaign_id = c.id) AS responses
+        FROM campaigns c ORDER BY c.id
+        """
+    ).fetchall()
+    result = []
+    for row in rows:
+        row = dict(row)
+        row["segment"] = json.loads(row["segment"])
+        result.append(row)
+    return result
+
+
+def _eligible(campaign: dict, resurvey_days: int) -> tuple[str, list]:
+    where, params = segment_sql(campaign["segment"])
+    sql = f"""
+        SELECT c.id FROM contacts c
+        WHERE c.unsubscribed_at IS NULL AND c.suppressed_at IS NULL
+          AND {where}
+          AND NOT EXISTS (
+            SELECT 1 FROM deliveries d WHERE d.contact_id = c.id AND d.campaign_id = ?)
+          AND NOT EXISTS (
+            SELECT 1 FROM deliveries d
+            WHERE d.contact_id = c.id AND d.campaign_id != ?
+              AND d.status IN ('sending', 'sent')
+              AND coalesce(d.sent_at, d.created_at) >= datetime('now', ?)
+          )
+    """
+    return sql, [*params, campaign["id"], campaign["id"], f"-{int(resurvey_days)} days"]
+
+
+def count_eligible(db: sqlite_utils.Database, campaign: dict, resurvey_days: int) -> int:
+    """Count the contacts that `plan` would add, without writing anything."""
+    sql, params = _eligible(campaign, resurvey_days)
+    return db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+
+
+def plan(db: sqlite_utils.Database, campaign: dict, resurvey_days: int) -> int:
+    """Add a pending delivery for every eligible contact not yet planned; return how many.
+
+    Eligible: matches the segment, not unsubscribed or suppressed, and not sent
+    another campaign within `resurvey_days`. The unique (campaign, contact) pair makes
+    this idempotent, which is what lets a crashed send be re-run.
+    """
+    sql, params = _eligible(campaign, resurvey_days)
+    with write(db) as conn:
+        cursor = conn.execute(
+            f"INSERT INTO deliveries (campaign_id, contact_id, status, created_at) "
+            f"SELECT ?, id, 'pending', ? FROM ({sql}) WHERE 1 "
+            f"ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+            [campaign["id"], now(), *params],
+        )
+    return cursor.rowcount

@@ -1,0 +1,332 @@
+"""The `survey-mailer` command line: one click group, nouns then verbs."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import campaigns as campaigns_
+from . import config as config_
+from . import contacts as contacts_
+from . import db as db_
+from . import links as links_
+from . import nps, responses
+from .backends import get_backend
+from .compose import Composer
+from .errors import ImportFailed, SurveyError
+from .sender import Sender, Summary
+
+
+class State:
+    """Settings and database, loaded on first use so `--help` needs neither."""
+
+    def __init__(self):
+        self._config = None
+        self._db = None
+
+    @property
+    def config(self) -> config_.Config:
+        if self._config is None:
+            self._config = config_.load()
+        return self._config
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = db_.connect(self.config["SURVEY_DATABASE"])
+            db_.migrate(self._db)
+        return self._db
+
+
+def command(group: click.Group, *args, **kwargs):
+    """Register a command whose library errors become one clear line on stderr."""
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except SurveyError as e:
+                raise click.ClickException(str(e)) from e
+
+        return group.command(*args, **kwargs)(click.pass_obj(wrapper))
+
+    return decorator
+
+
+def format_option(fn):
+    return click.option("--format", "fmt", type=click.Choice(["table", "json"]),
+                        default="table", show_default=True, help="Output format.")(fn)
+
+
+@click.group()
+@click.version_option(package_name="survey-mailer")
+@click.pass_context
+def cli(ctx):
+    """NPS email surveys: import contacts, send a campaign, read the score."""
+    ctx.obj = State()
+
+
+@command(cli, "init")
+def init(state: State):
+    """Create or migrate the database (safe to run again)."""
+    path = state.config["SURVEY_DATABASE"]
+    db = db_.connect(path)
+    applied = db_.migrate(db)
+    state._db = db
+    if applied:
+        click.echo(f"Database {path}: applied {', '.join(applied)}")
+    else:
+        click.echo(f"Database {path} is up to date")
+
+
+# contacts -------------------------------------------------------------------------------
+
+
+@cli.group()
+def contacts():
+    """Import, list and unsubscribe contacts."""
+
+
+@command(contacts, "import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def contacts_import(state: State, file: Path):
+    """Import contacts from a CSV file with a header row (all rows or none)."""
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as stream:
+            added, updated = contacts_.import_csv(state.db, stream)
+    except ImportFailed as e:
+        for problem in e.problems:
+            click.echo(problem, err=True)
+        noun = "problem" if len(e.problems) == 1 else "problems"
+        raise click.ClickException(
+            f"{len(e.problems)} {noun} in {file}; nothing was imported") from e
+    click.echo(f"{added} added, {updated} updated")
+
+
+@command(contacts, "list")
+@format_option
+def contacts_list(state: State, fmt: str):
+    """List contacts."""
+    rows = contacts_.list_contacts(state.db)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        status = "unsubscribed" if row["unsubscribed_at"] else (
+            "suppressed" if row["suppressed_at"] else "")
+        click.echo("\t".join([row["email"], row["name"], row["company"], row["language"],
+                              status]).rstrip())
+
+
+@command(contacts, "unsubscribe")
+@click.argument("email")
+def contacts_unsubscribe(state: State, email: str):
+    """Unsubscribe a contact by email address."""
+    contact = contacts_.get_by_email(state.db, email)
+    if contacts_.unsubscribe(state.db, contact["id"], method="cli"):
+        click.echo(f"{contact['email']} is unsubscribed")
+    else:
+        click.echo(f"{contact['email']} was already unsubscribed")
+
+
+# campaigns ------------------------------------------------------------------------------
+
+
+@cli.group()
+def campaign():
+    """Create, preview and send survey campaigns."""
+
+
+@command(campaign, "create")
+@click.option("--name", required=True, help="Internal name of the campaign.")
+@click.option("--subject", required=True, help="Subject line of the email.")
+@click.option("--sender", required=True, help='From address, e.g. "Acme <nps@acme.com>".')
+@click.option("--brand", help="Name in the question (default: the sender's name).")
+@click.option("--segment", multiple=True, metavar="ATTRIBUTE=VALUE",
+              help="Only contacts matching this (repeatable; all must match).")
+@click.option("--postal-address", help="Postal address in the footer "
+              "(default: SURVEY_POSTAL_ADDRESS).")
+def campaign_create(state: State, name, subject, sender, brand, segment, postal_address):
+    """Create a campaign; its id is printed alone on the last line."""
+    campaign_id = campaigns_.create(
+        state.db, name=name, subject=subject, sender=sender, brand=brand,
+        segment=campaigns_.parse_segment(segment),
+        postal_address=postal_address if postal_address is not None
+        else state.config["SURVEY_POSTAL_ADDRESS"])
+    click.echo(f"Created campaign {name!r}")
+    click.echo(campaign_id)
+
+
+@command(campaign, "list")
+@format_option
+def campaign_list(state: State, fmt: str):
+    """List campaigns with how many were sent and answered."""
+    rows = campaigns_.list_campaigns(state.db)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        segment = " ".join(f"{k}={v}" for k, v in row["segment"].items())
+        click.echo(f"{row['id']}\t{row['name']}\t{row['sent']} sent\t"
+                   f"{row['responses']} responses\t{segment}".rstrip())
+
+
+@command(campaign, "preview")
+@click.argument("campaign_id", type=int)
+@click.option("--language", type=click.Choice(contacts_.LANGUAGES), default="en",
+              show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the HTML here instead of stdout.")
+def campaign_preview(state: State, campaign_id: int, language: str, output: Path | None):
+    """Render the campaign's email as HTML (links point nowhere real)."""
+    campaign = campaigns_.get(state.db, campaign_id)
+    composer = Composer(campaign, links_.from_config(state.config))
+    html = composer.skeleton(language).html
+    for placeholder, value in (("@@T@@", "preview"), ("@@U@@", "preview"), ("@@G@@", "")):
+        html = html.replace(placeholder, value)
+    if output:
+        output.write_text(html, encoding="utf-8")
+        click.echo(f"Wrote {output}")
+    else:
+        click.echo(html)
+
+
+@command(campaign, "send")
+@click.argument("campaign_id", type=int)
+@click.option("--dry-run", is_flag=True, help="Count who would get it; send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages now.")
+@click.option("--retry-unknown", is_flag=True,
+              help="Resend messages whose fate is unknown after a crash.")
+def campaign_send(state: State, campaign_id: int, dry_run: bool, limit: int | None,
+                  retry_unknown: bool):
+    """Send to every eligible contact; safe to re-run or resume after a crash."""
+    config = state.config
+    campaigns_.get(state.db, campaign_id)  # unknown id: clear error before anything else
+    backend = get_backend(config)
+    try:
+        sender = Sender(state.db, backend, links_.from_config(config),
+                        resurvey_days=config["SURVEY_RESURVEY_DAYS"],
+                        rate=config["SURVEY_SEND_RATE"] or backend.rate_limit(),
+                        concurrency=getattr(backend, "concurrency", 1))
+        summary = _send_with_progress(sender, campaign_id, dry_run, limit, retry_unknown)
+    finally:
+        backend.close()
+    if dry_run:
+        click.echo(f"Dry run: {summary.eligible} would be sent")
+    else:
+        click.echo(f"{summary.sent} sent, {summary.failed} failed, {summary.skipped} skipped, "
+                   f"{summary.remaining} left to send")
+    if summary.unknown:
+        click.echo(f"{len(summary.unknown)} with unknown fate (interrupted mid-send; not "
+                   f"resent, use --retry-unknown to resend):", err=True)
+        for email in summary.unknown:
+            click.echo(f"  {email}", err=True)
+    if summary.stopped:
+        raise click.ClickException(f"sending stopped: {summary.stopped}")
+
+
+def _send_with_progress(sender: Sender, campaign_id, dry_run, limit, retry_unknown) -> Summary:
+    if dry_run or not sys.stdout.isatty():
+        return sender.send(campaign_id, dry_run=dry_run, limit=limit,
+                           retry_unknown=retry_unknown)
+    bar = None
+    done = 0
+
+    def progress(summary: Summary):
+        nonlocal bar, done
+        if bar is None:
+            total = summary.eligible if limit is None else min(limit, summary.eligible)
+            bar = click.progressbar(length=total, label="Sending", show_eta=True,
+                                    show_pos=True).__enter__()
+        current = summary.sent + summary.failed
+        bar.update(current - done)
+        done = current
+
+    try:
+        return sender.send(campaign_id, limit=limit, retry_unknown=retry_unknown,
+                           progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+# reports --------------------------------------------------------------------------------
+
+
+@command(cli, "report")
+@click.option("--campaign", "campaign_id", type=int, help="Only this campaign.")
+@click.option("--by", help="Break down by company, language, quarter, campaign or "
+              "attribute:NAME.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def report(state: State, campaign_id: int | None, by: str | None, fmt: str):
+    """Print the NPS with its margin of error, counts and response rate."""
+    if campaign_id is not None:
+        campaigns_.get(state.db, campaign_id)
+    result = nps.report(state.db, campaign_id=campaign_id, by=by,
+                        policy=state.config["SURVEY_SCORE_POLICY"])
+    rows = [{"key": "all", **{k: result[k] for k in nps.FIELDS}}] + result.get("groups", [])
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, ["key", *nps.FIELDS], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        click.echo(_table(rows, by or ""))
+
+
+def _table(rows: list[dict], by: str) -> str:
+    header = [by or "", "NPS", "±", "responses", "promoters", "passives", "detractors",
+              "sent", "rate", "filtered"]
+    lines = [header]
+    for r in rows:
+        lines.append([
+            str(r["key"]), "-" if r["nps"] is None else f"{r['nps']:.1f}",
+            "-" if r["margin_of_error"] is None else f"{r['margin_of_error']:.1f}",
+            str(r["responses"]), str(r["promoters"]), str(r["passives"]),
+            str(r["detractors"]), str(r["sent"]), f"{r['response_rate']:.1%}",
+            str(r["filtered_automated"]),
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                  for i, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+        for line in lines)
+
+
+@cli.group()
+def export():
+    """Export data as CSV."""
+
+
+@command(export, "responses")
+@click.option("--campaign", "campaign_id", type=int, help="Only this campaign.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of stdout.")
+def export_responses(state: State, campaign_id: int | None, output: Path | None):
+    """Export one row per response as CSV."""
+    if campaign_id is not None:
+        campaigns_.get(state.db, campaign_id)
+    rows = responses.export_rows(state.db, campaign_id, state.config["SURVEY_SCORE_POLICY"])
+    if output:
+        with output.open("w", encoding="utf-8", newline="") as stream:
+            count = responses.write_csv(rows, stream)
+        click.echo(f"Wrote {count} responses to {output}", err=True)
+    else:
+        stream = io.StringIO()
+        responses.write_csv(rows, stream)
+        click.echo(stream.getvalue(), nl=False)
+
+
+def main():  # pragma: no cover - console script entry
+    cli()

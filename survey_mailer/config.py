@@ -1,0 +1,140 @@
+"""One registry of settings: each has a name, a default and a help line.
+
+Settings come from environment variables. The README's table is checked against
+`SETTINGS` by a test, so a setting added here must be documented there too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+    choices: tuple[str, ...] = ()
+    kind: type = str
+
+
+SETTINGS = [
+    Setting("SURVEY_DATABASE", "instance/survey.db", "path of the SQLite file"),
+    Setting(
+        "SURVEY_SECRET_KEY",
+        None,
+        "signing key; a comma-separated list rotates keys (oldest first, the last one signs); "
+        "required unless SURVEY_ENV=development",
+    ),
+    Setting("SURVEY_ENV", "production", "production or development",
+            ("production", "development")),
+    Setting("SURVEY_BASE_URL", "http://127.0.0.1:5000", "public URL that links in emails point to"),
+    Setting("SURVEY_MAIL_BACKEND", "outbox", "outbox, smtp or ses", ("outbox", "smtp", "ses")),
+    Setting("SURVEY_OUTBOX_DIR", "instance/outbox",
+            "where the outbox backend writes one .eml file per message"),
+    Setting("SURVEY_SMTP_HOST", "localhost", "SMTP server host"),
+    Setting("SURVEY_SMTP_PORT", "25", "SMTP server port", kind=int),
+    Setting("SURVEY_SMTP_USERNAME", None, "SMTP login user (no login when unset)"),
+    Setting("SURVEY_SMTP_PASSWORD", None, "SMTP login password"),
+    Setting("SURVEY_SMTP_SECURITY", "none", "none, starttls or ssl", ("none", "starttls", "ssl")),
+    Setting("SURVEY_SEND_RATE", None,
+            "most messages per second; unset with SES: the account's quota", kind=float),
+    Setting("SURVEY_SES_CONFIGURATION_SET", None,
+            "SES configuration set (bounce/complaint events)"),
+    Setting("SURVEY_SUPPORT_EMAIL", None, "where detractor alerts go (unset: no email alert)"),
+    Setting("SURVEY_RESURVEY_DAYS", "90",
+            "a contact is not surveyed again within this many days", kind=int),
+    Setting("SURVEY_SCORE_POLICY", "balanced",
+            "balanced (also count unflagged single clicks) or strict (only confirmed ones)",
+            ("balanced", "strict")),
+    Setting("SURVEY_LINK_MAX_AGE_DAYS", "180", "days a link in an email stays valid", kind=int),
+    Setting("SURVEY_SITE_URL", None, "website offered to promoters on their page (optional)"),
+    Setting("SURVEY_REVIEW_URL", None,
+            "public review page offered on the promoters' page (optional)"),
+    Setting("SURVEY_POSTAL_ADDRESS", "",
+            "sender's postal address shown in every email's footer (campaign default)"),
+]
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _parse(setting: Setting, raw: str | None) -> Any:
+    if raw is None or raw == "":
+        if setting.default is None:
+            return None
+        raw = setting.default
+    if setting.choices and raw not in setting.choices:
+        raise ConfigError(
+            f"{setting.name}={raw!r} is not valid: use one of {', '.join(setting.choices)}"
+        )
+    if setting.kind is not str:
+        try:
+            value = setting.kind(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{setting.name}={raw!r} is not a number: {setting.help}"
+            ) from None
+        if value < 0:
+            raise ConfigError(f"{setting.name}={raw!r} must not be negative")
+        return value
+    return raw
+
+
+class Config(dict):
+    """Settings by name, validated; attribute access for brevity."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self["SURVEY_" + name.upper()]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """Return the signing keys, oldest first; raise ConfigError when there are none."""
+        raw = self["SURVEY_SECRET_KEY"]
+        if not raw:
+            if not self.development:
+                raise ConfigError(
+                    "SURVEY_SECRET_KEY is not set: set it to a long random string "
+                    "(or SURVEY_ENV=development for a local trial)"
+                )
+            raw = self["SURVEY_SECRET_KEY"] = _development_secret(Path(self["SURVEY_DATABASE"]))
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
+    def development(self) -> bool:
+        return self["SURVEY_ENV"] == "development"
+
+
+def load(environ: dict[str, str] | None = None, **overrides: Any) -> Config:
+    """Read and validate every setting from the environment (and overrides).
+
+    The secret key is checked when first needed (`Config.secret_keys`), so commands that
+    sign nothing, like a contact import, run without one.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    environ.update({k: str(v) for k, v in overrides.items() if v is not None})
+    config = Config(
+        (s.name, _parse(s, environ.get(s.name))) for s in SETTINGS
+    )
+    config["SURVEY_BASE_URL"] = config["SURVEY_BASE_URL"].rstrip("/")
+    return config
+
+
+def _development_secret(database: Path) -> str:
+    # A random key kept beside the development database, so links in the outbox keep
+    # working across restarts; there is no built-in secret to forget to change.
+    path = database.parent / "development-secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key + "\n")
+    return key

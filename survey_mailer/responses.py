@@ -1,0 +1,112 @@
+"""Responses: every click logged, one response per delivery, the latest human score wins."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+from typing import IO
+
+import sqlite_utils
+
+from .db import now, write
+from .nps import counted_sql, segment
+
+DELIVERY_SQL = """
+    SELECT d.id, d.campaign_id, d.contact_id, c.email, c.name, c.language, c.company,
+           cp.brand, r.score, r.comment, r.display_name, r.testimonial_consent, r.contact_ok
+    FROM deliveries d
+    JOIN contacts c ON c.id = d.contact_id
+    JOIN campaigns cp ON cp.id = d.campaign_id
+    LEFT JOIN responses r ON r.delivery_id = d.id
+    WHERE d.id = ?
+"""
+
+EXPORT_COLUMNS = ("email", "name", "company", "language", "campaign", "score", "segment",
+                  "comment", "testimonial_consent", "responded_at")
+
+
+def ip_hash(ip: str | None, key: str) -> str:
+    """Return a keyed hash of an IP address: comparable, never reversible to the address."""
+    if not ip:
+        return ""
+    return hmac.new(key.encode(), ip.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def delivery(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
+    """Return a delivery with its contact, campaign brand and current response, if any."""
+    row = db.execute(DELIVERY_SQL, [delivery_id]).fetchone()
+    return dict(row) if row else None
+
+
+def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *, method: str,
+                 user_agent: str = "", ip_hash: str = "", kind: str = "score") -> None:
+    """Log a click and, for a score, make it the delivery's response score."""
+    stamp = now()
+    with write(db) as conn:
+        conn.execute(
+            "INSERT INTO clicks (delivery_id, score, kind, method, user_agent, ip_hash,"
+            " clicked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [delivery["id"], score, kind, method, user_agent[:500], ip_hash, stamp])
+        if score is not None:
+            conn.execute(
+                """
+                INSERT INTO responses (delivery_id, campaign_id, contact_id, score,
+                                       created_at, responded_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (delivery_id) DO UPDATE SET
+                    score = excluded.score, responded_at = excluded.responded_at
+                """,
+                [delivery["id"], delivery["campaign_id"], delivery["contact_id"], score,
+                 stamp, stamp])
+
+
+def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, comment: str = "",
+                contact_ok: bool = False, display_name: str = "",
+                testimonial_consent: bool = False) -> None:
+    """Save the landing-page form: a person submitted it, so the response is confirmed."""
+    stamp = now()
+    with write(db) as conn:
+        conn.execute(
+            """
+            INSERT INTO responses (delivery_id, campaign_id, contact_id, score, comment,
+                                   contact_ok, display_name, testimonial_consent, confirmed,
+                                   created_at, responded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+            ON CONFLICT (delivery_id) DO UPDATE SET
+                score = excluded.score, comment = excluded.comment,
+                contact_ok = excluded.contact_ok, display_name = excluded.display_name,
+                testimonial_consent = excluded.testimonial_consent, confirmed = 1,
+                responded_at = excluded.responded_at
+            """,
+            [delivery["id"], delivery["campaign_id"], delivery["contact_id"], score,
+             comment, int(contact_ok), display_name, int(testimonial_consent), stamp, stamp])
+
+
+def export_rows(db: sqlite_utils.Database, campaign_id: int | None = None,
+                policy: str = "balanced"):
+    """Yield one dict per response (counted or not), oldest first."""
+    where = "WHERE r.campaign_id = ?" if campaign_id is not None else ""
+    for row in db.execute(
+        f"""
+        SELECT c.email, c.name, c.company, c.language, r.campaign_id AS campaign, r.score,
+               r.comment, r.testimonial_consent, r.responded_at, {counted_sql(policy)} AS counted
+        FROM responses r JOIN contacts c ON c.id = r.contact_id {where}
+        ORDER BY r.id
+        """,
+        [campaign_id] if campaign_id is not None else [],
+    ):
+        row = dict(row)
+        row["segment"] = segment(row["score"])
+        yield row
+
+
+def write_csv(rows, stream: IO[str]) -> int:
+    """Write export rows as CSV with the documented columns; return how many."""
+    writer = csv.DictWriter(stream, EXPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
