@@ -124,3 +124,109 @@ def score_links(msg) -> list[str]:
 
 def csrf_token(html: str) -> str:
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+# Real servers: started in fixtures, stopped by their own process id ---------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, process, timeout: float = 20.0) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def stop_process(process) -> None:
+    import os
+    import signal
+
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except Exception:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture
+def live_server(settings, db, tmp_path):
+    """Run the app under a real gunicorn (2 workers) on a free loopback port.
+
+    Yields the base URL. The settings fixture's environment is the server's, with
+    SURVEY_BASE_URL pointing at the server so links in sent emails work against it.
+    """
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    os.environ["SURVEY_BASE_URL"] = base_url  # monkeypatched by `settings`: undone after
+    settings["SURVEY_BASE_URL"] = base_url
+    log = open(tmp_path / "gunicorn.log", "wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--chdir", str(Path(__file__).resolve().parent.parent),
+         "wsgi:app"],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        wait_for_http(base_url + "/healthz", process)
+        yield base_url
+    finally:
+        stop_process(process)
+        log.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (never `playwright install`)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install "
+                    "chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                    headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path_factory) -> Path:
+    """A folder under pytest's temp dir for screenshots kept as test artifacts."""
+    path = tmp_path_factory.getbasetemp() / "screenshots"
+    path.mkdir(exist_ok=True)
+    return path
