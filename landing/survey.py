@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from survey_mailer import contacts, responses
+from survey_mailer import contacts, humans, responses
 from survey_mailer.nps import segment
 
-from . import limiter
+from . import csrf, limiter
 from .db import get_db
 from .errors import PageError
 
@@ -19,8 +19,9 @@ bp = Blueprint("survey", __name__)
 
 PAGES = {"detractor": "survey.feedback", "passive": "survey.comment",
          "promoter": "survey.testimonial"}
-SCORES = [(n, str(n)) for n in range(11)]
+SCORES = [SelectChoice(n, str(n)) for n in range(11)]  # tuples are deprecated in WTForms 3.3
 PUBLIC_POST_LIMIT = "30 per minute"
+BEACON_LIMIT = "60 per minute"  # one per page view; a whole office may share an address
 
 
 class AnswerForm(FlaskForm):
@@ -67,9 +68,8 @@ def score_link(token: str, score: str):
     delivery_id = current_app.extensions["links"].delivery_id("score", token)
     if score == "hp":  # the hidden honeypot link: only a machine follows it
         found = responses.delivery(get_db(), delivery_id)
-        if found is not None and request.method == "GET":
-            responses.record_click(get_db(), found, None, method="GET", kind="honeypot",
-                                   user_agent=request.user_agent.string, ip_hash=_ip_hash())
+        if found is not None and request.method == "GET" and not _is_prefetch():
+            _record(found, None, kind="honeypot")
         return "", 204
     if not (score.isdigit() and 0 <= int(score) <= 10):
         raise PageError(_l("That score is not on the scale"),
@@ -84,9 +84,30 @@ def score_link(token: str, score: str):
     # HEAD and prefetches are machines looking ahead: answer, record nothing.
     if request.method == "HEAD" or _is_prefetch():
         return redirect(target, 303)
-    responses.record_click(get_db(), found, value, method=request.method,
-                           user_agent=request.user_agent.string, ip_hash=_ip_hash())
+    _record(found, value)
     return redirect(target, 303)
+
+
+def _record(found: dict, score: int | None, kind: str = "score") -> None:
+    settings = _settings()
+    user_agent = request.user_agent.string
+    # The raw address is only looked at here, against the scanner networks; it is stored
+    # as a keyed hash.
+    reason = humans.scanners_for(settings).reason(user_agent, request.remote_addr)
+    humans.record_click(get_db(), found, score, method=request.method, kind=kind,
+                        user_agent=user_agent, ip_hash=_ip_hash(), reason=reason,
+                        burst_seconds=settings["SURVEY_BURST_SECONDS"])
+
+
+@bp.post("/b/<token>")
+@csrf.exempt  # no form: the signed beacon token is the proof, and the limit caps abuse
+@limiter.limit(BEACON_LIMIT)
+def beacon(token: str):
+    """Confirm a response: the landing page saw a real pointer, touch or key event."""
+    delivery_id = current_app.extensions["links"].delivery_id("beacon", token)
+    event = request.form.get("event", "")[:20]
+    humans.confirm(get_db(), delivery_id, by=f"beacon:{event}" if event else "beacon")
+    return "", 204
 
 
 def _is_prefetch() -> bool:
@@ -119,8 +140,11 @@ def _answer_page(token: str, page: str):
                                    asked_testimonial=page == "survey.testimonial")
     template = {"survey.feedback": "feedback", "survey.comment": "comment",
                 "survey.testimonial": "testimonial"}[page]
+    beacon_token = current_app.extensions["links"].token("beacon", found["id"])
     return render_template(f"survey/{template}.html", form=form, delivery=found, token=token,
-                           settings=_settings()), 200 if not form.errors else 400
+                           settings=_settings(),
+                           beacon_url=url_for("survey.beacon", token=beacon_token)
+                           ), 200 if not form.errors else 400
 
 
 @bp.route("/feedback/<token>", methods=["GET", "POST"])

@@ -59,6 +59,13 @@ SETTINGS = [
             "public review page offered on the promoters' page (optional)"),
     Setting("SURVEY_POSTAL_ADDRESS", "",
             "sender's postal address shown in every email's footer (campaign default)"),
+    Setting("SURVEY_BURST_SECONDS", "10",
+            "different scores for one email within this many seconds are a scanner's burst; "
+            "also how long a response waits before alerts", kind=float),
+    Setting("SURVEY_SCANNER_USER_AGENTS", None,
+            "extra files (comma-separated) of scanner user-agent substrings, one a line"),
+    Setting("SURVEY_SCANNER_NETWORKS", None,
+            "extra files (comma-separated) of scanner IP networks (CIDR), one a line"),
 ]
 
 BY_NAME = {s.name: s for s in SETTINGS}

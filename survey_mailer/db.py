@@ -146,3 +146,18 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m006_humans(db: sqlite_utils.Database) -> None:
+    # last_click_at: when the response's score last came from a click, so burst and honeypot
+    # checks know whether it belongs to the window, and alerts know when it has settled.
+    # confirmed_at/by: who confirmed a person answered (beacon, form, staff) and when.
+    _run(
+        db,
+        """
+        ALTER TABLE responses ADD COLUMN last_click_at TEXT;
+        ALTER TABLE responses ADD COLUMN confirmed_at TEXT;
+        ALTER TABLE responses ADD COLUMN confirmed_by TEXT
+        """
+    )

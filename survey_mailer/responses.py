@@ -9,6 +9,7 @@ from typing import IO
 
 import sqlite_utils
 
+from . import humans
 from .db import now, write
 from .nps import counted_sql, segment
 
@@ -40,25 +41,13 @@ def delivery(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
 
 
 def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *, method: str,
-                 user_agent: str = "", ip_hash: str = "", kind: str = "score") -> None:
-    """Log a click and, for a score, make it the delivery's response score."""
-    stamp = now()
-    with write(db) as conn:
-        conn.execute(
-            "INSERT INTO clicks (delivery_id, score, kind, method, user_agent, ip_hash,"
-            " clicked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [delivery["id"], score, kind, method, user_agent[:500], ip_hash, stamp])
-        if score is not None:
-            conn.execute(
-                """
-                INSERT INTO responses (delivery_id, campaign_id, contact_id, score,
-                                       created_at, responded_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (delivery_id) DO UPDATE SET
-                    score = excluded.score, responded_at = excluded.responded_at
-                """,
-                [delivery["id"], delivery["campaign_id"], delivery["contact_id"], score,
-                 stamp, stamp])
+                 user_agent: str = "", ip_hash: str = "", kind: str = "score",
+                 reason: str | None = None,
+                 burst_seconds: float = humans.DEFAULT_BURST_SECONDS) -> str | None:
+    """Log a click and update the response as humans.record_click decides; return its reason."""
+    return humans.record_click(db, delivery, score, method=method, user_agent=user_agent,
+                               ip_hash=ip_hash, kind=kind, reason=reason,
+                               burst_seconds=burst_seconds)
 
 
 def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, comment: str = "",
@@ -71,16 +60,19 @@ def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, commen
             """
             INSERT INTO responses (delivery_id, campaign_id, contact_id, score, comment,
                                    contact_ok, display_name, testimonial_consent, confirmed,
-                                   created_at, responded_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                                   confirmed_at, confirmed_by, created_at, responded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 'form', ?, ?)
             ON CONFLICT (delivery_id) DO UPDATE SET
                 score = excluded.score, comment = excluded.comment,
                 contact_ok = excluded.contact_ok, display_name = excluded.display_name,
                 testimonial_consent = excluded.testimonial_consent, confirmed = 1,
+                confirmed_at = coalesce(responses.confirmed_at, excluded.confirmed_at),
+                confirmed_by = coalesce(responses.confirmed_by, 'form'),
                 responded_at = excluded.responded_at
             """,
             [delivery["id"], delivery["campaign_id"], delivery["contact_id"], score,
-             comment, int(contact_ok), display_name, int(testimonial_consent), stamp, stamp])
+             comment, int(contact_ok), display_name, int(testimonial_consent), stamp, stamp,
+             stamp])
 
 
 def export_rows(db: sqlite_utils.Database, campaign_id: int | None = None,

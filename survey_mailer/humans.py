@@ -1,0 +1,275 @@
+"""Counting only humans: scanner lists, bursts, the honeypot and human confirmation (SPEC 7).
+
+Mail-security scanners open the links of an email, often all eleven score buttons within a
+second, sometimes from a browser that runs JavaScript. Every click is kept in the click log;
+a click is *automated* when
+
+- its user agent or network is on a scanner list (matched at request time: the raw IP is
+  never stored),
+- different scores for one delivery arrive within `SURVEY_BURST_SECONDS` (a burst: all of
+  its clicks are automated, including one already counted a moment earlier), or
+- the delivery's hidden honeypot link is hit within that window, before or after.
+
+A response is *confirmed* by a human signal: a real pointer, touch or key event on the
+landing page (the beacon), a form submission, or staff restoring it by hand. Confirmation
+overrides every heuristic, and clicks never change a confirmed response (the person can still
+change their score with the page's form). Otherwise the latest unflagged click's score wins.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import sqlite_utils
+
+from . import db as db_
+from .errors import ConfigError, NotFound
+from .nps import counted_sql
+
+DATA = Path(__file__).resolve().parent / "data"
+USER_AGENTS_FILE = DATA / "scanner_user_agents.txt"
+NETWORKS_FILE = DATA / "scanner_networks.txt"
+STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the format of db.now(): compares as text
+DEFAULT_BURST_SECONDS = 10.0
+
+
+# Scanner lists ----------------------------------------------------------------------------
+
+
+class Scanners:
+    """Known scanners' user-agent substrings and IP networks, matched fast per request."""
+
+    def __init__(self, user_agents: Iterable[str] = (), networks: Iterable[str] = ()):
+        agents = sorted({a.strip().lower() for a in user_agents if a.strip()})
+        self._agents = (re.compile("|".join(re.escape(a) for a in agents), re.IGNORECASE)
+                        if agents else None)
+        # Networks grouped by (IP version, prefix length): a lookup shifts the address once
+        # per group and tests set membership, instead of comparing with every network.
+        self._networks: dict[tuple[int, int], set[int]] = {}
+        for text in networks:
+            network = ipaddress.ip_network(text, strict=False)
+            shift = network.max_prefixlen - network.prefixlen
+            self._networks.setdefault((network.version, shift), set()).add(
+                int(network.network_address) >> shift)
+
+    def listed_agent(self, user_agent: str) -> bool:
+        """Return whether a user agent is missing or names a known scanner."""
+        if not user_agent.strip():
+            return True  # every browser sends one; scripts and some scanners do not
+        return bool(self._agents and self._agents.search(user_agent))
+
+    def listed_ip(self, ip: str | None) -> bool:
+        """Return whether an IP address is in a listed scanner network."""
+        if not ip or not self._networks:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        value = int(address)
+        return any(value >> shift in networks
+                   for (version, shift), networks in self._networks.items()
+                   if version == address.version)
+
+    def reason(self, user_agent: str, ip: str | None) -> str | None:
+        """Return why a request comes from a known scanner ("user-agent", "network"), or None."""
+        if self.listed_agent(user_agent):
+            return "user-agent"
+        if self.listed_ip(ip):
+            return "network"
+        return None
+
+
+def _read_list(path: Path, parse=None) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f'scanner list "{path}" cannot be read: {e.strerror}') from e
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if parse is not None:
+            try:
+                parse(line)
+            except ValueError as e:
+                raise ConfigError(f'{path} line {number}: "{line}" is not an IP network '
+                                  f"(write it like 192.0.2.0/24)") from e
+        entries.append(line)
+    return entries
+
+
+def _network(line: str) -> None:
+    ipaddress.ip_network(line, strict=False)
+
+
+@lru_cache(maxsize=8)
+def scanners(extra_user_agents: str | None = None,
+             extra_networks: str | None = None) -> Scanners:
+    """Load the built-in scanner lists plus extra files (comma-separated paths); cached."""
+    agent_files = [USER_AGENTS_FILE, *_paths(extra_user_agents)]
+    network_files = [NETWORKS_FILE, *_paths(extra_networks)]
+    return Scanners(
+        [line for path in agent_files for line in _read_list(path)],
+        [line for path in network_files for line in _read_list(path, _network)],
+    )
+
+
+def scanners_for(settings) -> Scanners:
+    """Return the scanner lists the settings name (SURVEY_SCANNER_USER_AGENTS/_NETWORKS)."""
+    return scanners(settings.get("SURVEY_SCANNER_USER_AGENTS"),
+                    settings.get("SURVEY_SCANNER_NETWORKS"))
+
+
+def _paths(value: str | None) -> list[Path]:
+    return [Path(p.strip()) for p in (value or "").split(",") if p.strip()]
+
+
+# Recording clicks -------------------------------------------------------------------------
+
+
+def shift(stamp: str, seconds: float) -> str:
+    """Return a db.now() time stamp moved by some seconds."""
+    moved = datetime.strptime(stamp, STAMP_FORMAT) + timedelta(seconds=seconds)
+    return moved.strftime(STAMP_FORMAT)
+
+
+def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *,
+                 method: str, user_agent: str = "", ip_hash: str = "", kind: str = "score",
+                 reason: str | None = None,
+                 burst_seconds: float = DEFAULT_BURST_SECONDS) -> str | None:
+    """Log a click, classify it with its neighbours, update the response; return why automated.
+
+    `reason` says why the request is already known to be automated (a scanner list match);
+    a honeypot hit is always automated. Everything happens in one write transaction on the
+    caller's connection, so the score route costs one lock and no extra connection.
+    """
+    if kind == "honeypot":
+        reason = "honeypot"
+    delivery_id = delivery["id"]
+    with db_.write(db) as conn:
+        stamp = db_.now()  # taken under the write lock: clicks of a delivery stay in order
+        start = shift(stamp, -burst_seconds)
+        conn.execute(
+            "INSERT INTO clicks (delivery_id, score, kind, method, user_agent, ip_hash,"
+            " clicked_at, automated, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [delivery_id, score, kind, method, user_agent[:500], ip_hash, stamp,
+             int(reason is not None), reason])
+        scores, honeypot = conn.execute(
+            "SELECT count(DISTINCT score), max(kind = 'honeypot') FROM clicks"
+            " WHERE delivery_id = ? AND clicked_at >= ?",  # the clicks_delivery index
+            [delivery_id, start]).fetchone()
+        if honeypot or scores > 1:
+            reason = "honeypot" if honeypot else "burst"
+            _mark_window(conn, delivery, score, reason, stamp, start)
+        elif score is None:
+            pass
+        elif reason is None:
+            conn.execute(
+                """
+                INSERT INTO responses (delivery_id, campaign_id, contact_id, score,
+                                       created_at, responded_at, last_click_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (delivery_id) DO UPDATE SET
+                    score = excluded.score, automated = 0,
+                    responded_at = excluded.responded_at, last_click_at = excluded.last_click_at
+                WHERE responses.confirmed = 0
+                """,
+                [delivery_id, delivery["campaign_id"], delivery["contact_id"], score,
+                 stamp, stamp, stamp])
+        else:
+            _automated_score(conn, delivery, score, stamp, start)
+    return reason
+
+
+def _automated_score(conn, delivery: dict, score: int, stamp: str, start: str) -> None:
+    # An automated click creates a response (counted nowhere, shown as filtered) or moves
+    # one that machines made; it never touches a confirmed one or an earlier human's.
+    conn.execute(
+        """
+        INSERT INTO responses (delivery_id, campaign_id, contact_id, score, automated,
+                               created_at, responded_at, last_click_at)
+        VALUES (?, ?, ?, ?, 1, ?, ?, ?)
+        ON CONFLICT (delivery_id) DO UPDATE SET
+            score = excluded.score, automated = 1,
+            responded_at = excluded.responded_at, last_click_at = excluded.last_click_at
+        WHERE responses.confirmed = 0
+          AND (responses.automated = 1 OR responses.last_click_at >= ?)
+        """,
+        [delivery["id"], delivery["campaign_id"], delivery["contact_id"], score,
+         stamp, stamp, stamp, start])
+
+
+def _mark_window(conn, delivery: dict, score: int | None, reason: str, stamp: str,
+                 start: str) -> None:
+    """Mark every click of the window automated, and the response its clicks made."""
+    delivery_id = delivery["id"]
+    conn.execute(
+        "UPDATE clicks SET automated = 1, reason = coalesce(reason, ?)"
+        " WHERE delivery_id = ? AND clicked_at >= ? AND automated = 0",
+        [reason, delivery_id, start])
+    conn.execute(
+        "UPDATE responses SET automated = 1"
+        " WHERE delivery_id = ? AND confirmed = 0 AND last_click_at >= ?",
+        [delivery_id, start])
+    if score is not None:
+        _automated_score(conn, delivery, score, stamp, start)
+    # The latest human score wins: the burst's first click looked human and replaced an
+    # earlier person's score; put that one back.
+    human = conn.execute(
+        "SELECT score, clicked_at FROM clicks WHERE delivery_id = ? AND kind = 'score'"
+        " AND automated = 0 ORDER BY clicked_at DESC LIMIT 1", [delivery_id]).fetchone()
+    if human is not None:
+        conn.execute(
+            "UPDATE responses SET score = ?, automated = 0, last_click_at = ?,"
+            " responded_at = ? WHERE delivery_id = ? AND confirmed = 0 AND automated = 1",
+            [human[0], human[1], human[1], delivery_id])
+
+
+# Confirmation -----------------------------------------------------------------------------
+
+
+def confirm(db: sqlite_utils.Database, delivery_id: int, *, by: str) -> bool:
+    """Mark a delivery's response confirmed by a human signal; return whether one exists."""
+    with db_.write(db) as conn:
+        cursor = conn.execute(
+            "UPDATE responses SET confirmed = 1, confirmed_at = coalesce(confirmed_at, ?),"
+            " confirmed_by = coalesce(confirmed_by, ?) WHERE delivery_id = ?",
+            [db_.now(), by, delivery_id])
+    return cursor.rowcount > 0
+
+
+def restore(db: sqlite_utils.Database, response_id: int, *, staff: str) -> None:
+    """Mark a filtered response as a person's by hand (staff), so it counts again."""
+    with db_.write(db) as conn:
+        cursor = conn.execute(
+            "UPDATE responses SET confirmed = 1, confirmed_at = ?, confirmed_by = ?"
+            " WHERE id = ?", [db_.now(), f"staff:{staff}", response_id])
+    if cursor.rowcount == 0:
+        raise NotFound("response", response_id)
+
+
+# Conditions for other modules ---------------------------------------------------------------
+
+
+def settled_sql(burst_seconds: float, alias: str = "r") -> str:
+    """Return the SQL condition of a settled response: confirmed, or no click for a window.
+
+    A settled response can no longer turn out to be part of a burst, so alerts may go.
+    The cut-off is computed now: build the condition again for every query.
+    """
+    cutoff = shift(db_.now(), -burst_seconds)
+    return (f"({alias}.confirmed = 1 OR coalesce({alias}.last_click_at, '') < '{cutoff}')")
+
+
+def alertable_sql(policy: str, burst_seconds: float, alias: str = "r") -> str:
+    """Return the SQL condition of a response that alerts may report: counted and settled."""
+    return f"({counted_sql(policy, alias)} AND {settled_sql(burst_seconds, alias)})"

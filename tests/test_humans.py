@@ -1,0 +1,416 @@
+"""Counting only humans (SPEC 7): scanners replayed, people counted, what `report` shows."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import outbox, score_links
+
+from landing import create_app
+from survey_mailer import db as db_
+from survey_mailer import humans
+from survey_mailer.errors import ConfigError, NotFound
+
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+
+
+class Clock:
+    """A frozen db.now() that tests move forward: no test sleeps through a burst window."""
+
+    def __init__(self):
+        self.time = datetime.now(UTC).replace(tzinfo=None)
+
+    def __call__(self) -> str:
+        return self.time.strftime(humans.STAMP_FORMAT)
+
+    def advance(self, seconds: float) -> None:
+        self.time += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(db_, "now", clock)
+    return clock
+
+
+@pytest.fixture
+def bob(sent_campaign, settings) -> list[str]:
+    """Bob's eleven score links, as paths."""
+    return score_links(outbox(settings)["bob@example.com"])
+
+
+def token_of(path: str) -> str:
+    return path.split("/")[2]
+
+
+def click(client, path: str, *, ua: str = BROWSER_UA, ip: str = "198.51.100.7", **kwargs):
+    return client.get(path, headers={"User-Agent": ua, **kwargs.pop("headers", {})},
+                      environ_base={"REMOTE_ADDR": ip}, **kwargs)
+
+
+def report(runner, monkeypatch, policy: str = "balanced") -> dict:
+    monkeypatch.setenv("SURVEY_SCORE_POLICY", policy)
+    result = runner("report", "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def counts(runner, monkeypatch, policy: str = "balanced") -> tuple[int, int]:
+    """Return (responses counted, filtered_automated) as `survey-mailer report` prints them."""
+    data = report(runner, monkeypatch, policy)
+    return data["responses"], data["filtered_automated"]
+
+
+def clicks(db) -> list[dict]:
+    return [dict(r) for r in db.execute(
+        "SELECT score, kind, method, user_agent, ip_hash, automated, reason FROM clicks"
+        " ORDER BY id")]
+
+
+def response(db) -> dict:
+    rows = [dict(r) for r in db.execute("SELECT * FROM responses")]
+    assert len(rows) == 1
+    return rows[0]
+
+
+# The click log --------------------------------------------------------------------------
+
+
+def test_a_single_click_is_logged_and_counted(client, db, bob, runner, monkeypatch):
+    reply = click(client, bob[9])
+    assert reply.status_code == 303
+    assert reply.headers["Location"] == f"/testimonial/{token_of(bob[9])}"
+    [logged] = clicks(db)
+    assert logged == {"score": 9, "kind": "score", "method": "GET", "user_agent": BROWSER_UA,
+                      "ip_hash": logged["ip_hash"], "automated": 0, "reason": None}
+    assert re.fullmatch(r"[0-9a-f]{16}", logged["ip_hash"])
+    raw = "198.51.100.7"
+    assert not any(raw in str(v) for row in db.execute("SELECT * FROM clicks") for v in row)
+    assert counts(runner, monkeypatch) == (1, 0)
+    assert report(runner, monkeypatch)["promoters"] == 1
+
+
+@pytest.mark.parametrize("method, headers", [
+    ("HEAD", {}),
+    ("GET", {"Sec-Purpose": "prefetch"}),
+    ("GET", {"Sec-Purpose": "prefetch;prerender"}),
+    ("GET", {"Purpose": "prefetch"}),
+])
+def test_head_and_prefetch_record_nothing(client, db, bob, method, headers, runner,
+                                          monkeypatch):
+    token = token_of(bob[3])
+    reply = client.open(bob[3], method=method, headers={"User-Agent": BROWSER_UA, **headers})
+    assert reply.status_code == 303
+    assert reply.headers["Location"] == f"/feedback/{token}"
+    honeypot = client.open(f"/r/{token}/hp", method=method, headers=headers)
+    assert honeypot.status_code == 204
+    assert clicks(db) == []
+    assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 0
+    assert counts(runner, monkeypatch) == (0, 0)
+
+
+# Scanners -------------------------------------------------------------------------------
+
+
+def test_all_eleven_links_within_a_second_are_a_burst(client, db, bob, clock, runner,
+                                                      monkeypatch):
+    for path in bob:  # what Safe Links or Mimecast does on delivery
+        assert click(client, path).status_code == 303
+        clock.advance(0.05)
+    logged = clicks(db)
+    assert len(logged) == 11
+    assert {(c["automated"], c["reason"]) for c in logged} == {(1, "burst")}
+    assert response(db)["automated"] == 1
+    assert counts(runner, monkeypatch) == (0, 1)
+    assert counts(runner, monkeypatch, "strict") == (0, 1)
+
+
+def test_a_burst_unmarks_a_response_counted_a_moment_before(client, db, bob, clock, runner,
+                                                            monkeypatch):
+    click(client, bob[9])
+    assert counts(runner, monkeypatch) == (1, 0)
+    clock.advance(2)
+    click(client, bob[3])
+    assert [c["automated"] for c in clicks(db)] == [1, 1]
+    assert counts(runner, monkeypatch) == (0, 1)
+
+
+def test_a_slow_scanner_is_still_a_burst_click_by_click(client, db, bob, clock, runner,
+                                                        monkeypatch):
+    for path in bob:  # eleven clicks over 40 s, each within the window of the one before
+        click(client, path)
+        clock.advance(4)
+    assert {c["automated"] for c in clicks(db)} == {1}
+    assert counts(runner, monkeypatch) == (0, 1)
+
+
+def test_the_same_score_twice_is_not_a_burst(client, db, bob, clock, runner, monkeypatch):
+    # Time-of-click scanners fetch the link the person clicked, then the person arrives.
+    click(client, bob[10])
+    clock.advance(0.3)
+    click(client, bob[10])
+    assert [c["automated"] for c in clicks(db)] == [0, 0]
+    assert counts(runner, monkeypatch) == (1, 0)
+
+
+@pytest.mark.parametrize("order", ["honeypot first", "honeypot after"])
+def test_a_honeypot_hit_marks_the_clicks_around_it(client, db, bob, clock, order, runner,
+                                                   monkeypatch):
+    honeypot = f"/r/{token_of(bob[7])}/hp"
+    if order == "honeypot first":
+        assert click(client, honeypot).status_code == 204
+        clock.advance(3)
+        click(client, bob[7])
+    else:
+        click(client, bob[7])
+        assert counts(runner, monkeypatch) == (1, 0)
+        clock.advance(3)
+        assert click(client, honeypot).status_code == 204
+    assert {(c["kind"], c["automated"], c["reason"]) for c in clicks(db)} == {
+        ("honeypot", 1, "honeypot"), ("score", 1, "honeypot")}
+    assert counts(runner, monkeypatch) == (0, 1)
+
+
+def test_a_honeypot_hit_long_before_leaves_a_later_click_alone(client, db, bob, clock, runner,
+                                                               monkeypatch):
+    click(client, f"/r/{token_of(bob[8])}/hp")
+    clock.advance(60)
+    click(client, bob[8])
+    assert counts(runner, monkeypatch) == (1, 0)
+
+
+@pytest.mark.parametrize("ua", [
+    "Mozilla/5.0 (compatible; BingPreview/1.0b) AppleWebKit/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/131.0.0.0 Safari",
+    "python-requests/2.32.3",
+    "",
+])
+def test_a_listed_user_agent_is_automated(client, db, bob, ua, runner, monkeypatch):
+    click(client, bob[6], ua=ua)
+    assert [(c["automated"], c["reason"]) for c in clicks(db)] == [(1, "user-agent")]
+    assert counts(runner, monkeypatch) == (0, 1)
+
+
+@pytest.mark.parametrize("ip", ["40.92.13.7", "148.163.130.1", "2a01:111:f400::25",
+                                "::ffff:40.107.2.9"])
+def test_a_listed_network_is_automated(client, db, bob, ip, runner, monkeypatch):
+    click(client, bob[6], ip=ip)
+    [logged] = clicks(db)
+    assert (logged["automated"], logged["reason"]) == (1, "network")
+    assert ip not in logged["ip_hash"]
+    assert counts(runner, monkeypatch) == (0, 1)
+
+
+def test_operators_extend_the_lists_with_their_own_files(settings, db, bob, tmp_path,
+                                                         monkeypatch, runner):
+    agents = tmp_path / "agents.txt"
+    agents.write_text("# our gateway\nAcmeGuard\n")
+    networks = tmp_path / "networks.txt"
+    networks.write_text("203.0.113.0/24\n")
+    monkeypatch.setenv("SURVEY_SCANNER_USER_AGENTS", str(agents))
+    monkeypatch.setenv("SURVEY_SCANNER_NETWORKS", str(networks))
+    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
+    click(client, bob[1], ua="Mozilla/5.0 AcmeGuard/2")
+    click(client, score_links(outbox(settings)["ana@example.com"])[2], ip="203.0.113.200")
+    click(client, score_links(outbox(settings)["sven@example.com"])[9], ip="203.0.114.1")
+    assert [(c["score"], c["reason"]) for c in clicks(db)] == [
+        (1, "user-agent"), (2, "network"), (9, None)]
+    assert counts(runner, monkeypatch) == (1, 2)
+
+
+def test_a_bad_network_line_names_the_file_and_line(tmp_path):
+    networks = tmp_path / "networks.txt"
+    networks.write_text("# ours\n203.0.113.0/24\nmimecast\n")
+    with pytest.raises(ConfigError) as e:
+        humans.scanners(None, str(networks))
+    assert str(e.value) == (f'{networks} line 3: "mimecast" is not an IP network '
+                            "(write it like 192.0.2.0/24)")
+
+
+def test_the_built_in_lists_load():
+    scanners = humans.scanners()
+    assert scanners.reason("Mozilla/5.0 (compatible; Barracuda)", "192.0.2.1") == "user-agent"
+    assert scanners.reason(BROWSER_UA, "104.47.1.1") == "network"
+    assert scanners.reason(BROWSER_UA, "192.0.2.1") is None
+    assert scanners.reason(BROWSER_UA, "not an address") is None
+
+
+def test_a_scanner_never_unsubscribes(client, db, sent_campaign, settings):
+    msg = outbox(settings)["bob@example.com"]
+    path = msg["List-Unsubscribe"].strip("<>").removeprefix("http://survey.test")
+    for method in ("GET", "HEAD"):
+        reply = client.open(path, method=method,
+                            headers={"User-Agent": "Mimecast", "Sec-Purpose": "prefetch"})
+        assert reply.status_code == 200
+        reply = client.open(path, method=method, headers={"User-Agent": BROWSER_UA})
+        assert reply.status_code == 200
+    assert db.execute("SELECT count(*) FROM unsubscribes").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM contacts WHERE unsubscribed_at IS NOT NULL"
+                      ).fetchone()[0] == 0
+
+
+# People ---------------------------------------------------------------------------------
+
+
+def test_a_human_click_after_the_window_counts_again(client, db, bob, clock, runner,
+                                                     monkeypatch):
+    for path in bob:
+        click(client, path)
+        clock.advance(0.05)
+    assert counts(runner, monkeypatch) == (0, 1)
+    clock.advance(11)  # SURVEY_BURST_SECONDS defaults to 10
+    click(client, bob[8])
+    assert clicks(db)[-1]["automated"] == 0
+    assert (response(db)["score"], response(db)["automated"]) == (8, 0)
+    assert counts(runner, monkeypatch) == (1, 0)
+    assert report(runner, monkeypatch)["passives"] == 1
+
+
+def test_the_burst_window_is_a_setting(client, db, bob, clock, runner, monkeypatch, settings):
+    monkeypatch.setenv("SURVEY_BURST_SECONDS", "2")
+    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
+    click(client, bob[9])
+    clock.advance(3)
+    click(client, bob[10])
+    assert [c["automated"] for c in clicks(db)] == [0, 0]
+    assert response(db)["score"] == 10
+    assert counts(runner, monkeypatch) == (1, 0)
+
+
+def test_a_burst_later_gives_back_the_earlier_human_score(client, db, bob, clock, runner,
+                                                          monkeypatch):
+    click(client, bob[9])
+    clock.advance(86400)  # a day later the gateway rescans the email
+    for path in bob:
+        click(client, path)
+        clock.advance(0.05)
+    assert (response(db)["score"], response(db)["automated"]) == (9, 0)
+    assert report(runner, monkeypatch)["promoters"] == 1
+
+
+def test_strict_counts_only_confirmed_responses(client, db, bob, runner, monkeypatch):
+    click(client, bob[10])
+    assert counts(runner, monkeypatch, "balanced") == (1, 0)
+    assert counts(runner, monkeypatch, "strict") == (0, 0)
+
+
+def landing_beacon(client, path: str) -> str:
+    """Follow a score link to its landing page; return the beacon URL that page carries."""
+    page = click(client, path, follow_redirects=True)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<script>" not in html  # the CSP forbids inline scripts
+    match = re.search(r'<script src="/static/human.js" data-beacon="([^"]+)" defer>', html)
+    return match.group(1)
+
+
+def test_the_beacon_confirms_and_overrides_the_burst(client, db, bob, clock, runner,
+                                                     monkeypatch):
+    for path in bob:
+        click(client, path)
+        clock.advance(0.05)
+    beacon = landing_beacon(client, bob[10])
+    assert counts(runner, monkeypatch, "strict") == (0, 1)
+    reply = client.post(beacon, data={"event": "pointerdown"})  # no CSRF token needed
+    assert reply.status_code == 204
+    row = response(db)
+    assert (row["confirmed"], row["confirmed_by"]) == (1, "beacon:pointerdown")
+    assert counts(runner, monkeypatch, "strict") == (1, 0)
+    assert counts(runner, monkeypatch, "balanced") == (1, 0)
+
+
+def test_clicks_never_change_a_confirmed_response(client, db, bob, clock, runner,
+                                                  monkeypatch):
+    click(client, bob[9])
+    client.post(landing_beacon(client, bob[9]), data={"event": "keydown"})
+    clock.advance(86400)
+    click(client, bob[0], ua="Mimecast")
+    clock.advance(1)
+    click(client, bob[4])
+    row = response(db)
+    assert (row["score"], row["confirmed"]) == (9, 1)
+    assert counts(runner, monkeypatch, "strict") == (1, 0)
+
+
+@pytest.mark.parametrize("token", ["garbage", "score"])
+def test_the_beacon_needs_its_own_signed_token(client, db, bob, token, runner, monkeypatch):
+    click(client, bob[5])
+    if token == "score":
+        token = token_of(bob[5])  # signed, but for another purpose
+    reply = client.post(f"/b/{token}", data={"event": "pointerdown"})
+    assert reply.status_code == 404
+    assert "This link does not work" in reply.get_data(as_text=True)
+    assert response(db)["confirmed"] == 0
+    assert counts(runner, monkeypatch, "strict") == (0, 0)
+
+
+def test_the_beacon_is_rate_limited(settings, db, bob):
+    # Explicitly on: Flask-Limiter keeps the previous app's RATELIMIT_ENABLED as its default.
+    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": True}).test_client()
+    beacon = landing_beacon(client, bob[5])
+    replies = [client.post(beacon).status_code for _ in range(61)]
+    assert replies[:60] == [204] * 60
+    assert replies[60] == 429
+
+
+def test_a_form_submission_confirms(client, db, bob, clock, runner, monkeypatch):
+    for path in bob:
+        click(client, path)
+        clock.advance(0.05)
+    page = click(client, bob[2], follow_redirects=True).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    reply = client.post(f"/feedback/{token_of(bob[2])}",
+                        data={"csrf_token": token, "score": "2", "comment": "Slow support"})
+    assert reply.status_code == 200
+    assert (response(db)["confirmed_by"], response(db)["score"]) == ("form", 2)
+    assert counts(runner, monkeypatch, "strict") == (1, 0)
+    assert report(runner, monkeypatch, "strict")["detractors"] == 1
+
+
+def test_staff_restore_a_filtered_response_by_hand(client, db, bob, clock, runner,
+                                                   monkeypatch):
+    click(client, bob[9], ua="Mozilla/5.0 (compatible; BingPreview/1.0b)")
+    assert counts(runner, monkeypatch) == (0, 1)
+    humans.restore(db, response(db)["id"], staff="sam@acme.test")
+    assert response(db)["confirmed_by"] == "staff:sam@acme.test"
+    assert counts(runner, monkeypatch) == (1, 0)
+    with pytest.raises(NotFound, match='response "999" does not exist'):
+        humans.restore(db, 999, staff="sam@acme.test")
+
+
+# The contract with alerts (notify.py) ---------------------------------------------------
+
+
+def alertable(db, policy: str = "balanced") -> list[int]:
+    condition = humans.alertable_sql(policy, 10)
+    return [r[0] for r in db.execute(f"SELECT r.score FROM responses r WHERE {condition}")]
+
+
+def test_a_response_settles_once_the_window_passes(client, db, bob, clock):
+    click(client, bob[2])
+    assert alertable(db) == []  # a burst may still follow: no alert yet
+    clock.advance(10.5)
+    assert alertable(db) == [2]
+    assert alertable(db, "strict") == []
+    settled = humans.settled_sql(10, alias='responses')
+    assert db.execute(f"SELECT count(*) FROM responses WHERE {settled}"
+                      ).fetchone()[0] == 1
+
+
+def test_a_scanner_burst_never_becomes_alertable(client, db, bob, clock):
+    for path in bob:
+        click(client, path)
+        clock.advance(0.05)
+    clock.advance(3600)
+    assert alertable(db) == []
+
+
+def test_a_confirmed_response_is_settled_at_once(client, db, bob, clock):
+    click(client, bob[1])
+    client.post(landing_beacon(client, bob[1]), data={"event": "touchstart"})
+    assert alertable(db, "strict") == [1]
