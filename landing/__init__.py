@@ -54,13 +54,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(survey_pages.bp)
     csrf.exempt(survey_pages.unsubscribe)  # RFC 8058 one-click; the form checks its own token
 
+    from . import api, staff
+
+    staff.init_app(app)  # /staff/: login, dashboard, follow-ups, testimonials, responses
+    api.init_app(app)  # /testimonials.json, /testimonials/widget, /api/v1
+
     @app.after_request
     def security_headers(response):
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not g.get("embeddable"):  # the testimonials widget is made for <iframe>s
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # Links carry tokens: never leak them to another site through Referer.
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -328,5 +328,62 @@ def export_responses(state: State, campaign_id: int | None, output: Path | None)
         click.echo(stream.getvalue(), nl=False)
 
 
+# staff workspace (issue 5) ------------------------------------------------------------------
+
+
+@cli.group("staff")
+def staff_group():
+    """Manage staff accounts of the web workspace."""
+
+
+@command(staff_group, "add")
+@click.argument("email")
+@click.option("--password", help="The password (prompted for, hidden, when omitted).")
+def staff_add(state: State, email: str, password: str | None):
+    """Create a staff account, or set a new password for an existing one."""
+    from . import staff as staff_
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _, created = staff_.add_user(state.db, email, password)
+    click.echo(f"{'Created' if created else 'Updated the password of'} staff account {email}")
+
+
+@command(cli, "notify")
+@click.option("--watch", is_flag=True, help="Keep running; dispatch every few seconds.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between rounds with --watch.")
+def notify_command(state: State, watch: bool, interval: float):
+    """Send due detractor alerts and webhooks (retrying failed ones with backoff)."""
+    from . import notify as notify_
+
+    if watch:
+        click.echo(f"Dispatching alerts and webhooks every {interval:g}s; Ctrl-C stops.",
+                   err=True)
+        try:
+            notify_.watch(state.db, state.config, interval)
+        except KeyboardInterrupt:
+            pass
+        return
+    done = notify_.dispatch(state.db, state.config, limit=1000)
+    click.echo(f"{done['sent']} sent, {done['retry']} to retry, {done['failed']} failed")
+
+
+@cli.group("api-key")
+def api_key():
+    """Manage keys of the JSON API (/api/v1)."""
+
+
+@command(api_key, "create")
+@click.option("--name", required=True, help="Who or what uses the key (for your records).")
+def api_key_create(state: State, name: str):
+    """Create an API key; it is printed once, alone on the last line (only a hash is kept)."""
+    from . import staff as staff_
+
+    key = staff_.create_api_key(state.db, name)
+    click.echo(f"Created API key {name!r}; send it as: Authorization: Bearer KEY", err=True)
+    click.echo(key)
+
+
 def main():  # pragma: no cover - console script entry
     cli()

@@ -48,6 +48,11 @@ SETTINGS = [
     Setting("SURVEY_SES_CONFIGURATION_SET", None,
             "SES configuration set (bounce/complaint events)"),
     Setting("SURVEY_SUPPORT_EMAIL", None, "where detractor alerts go (unset: no email alert)"),
+    Setting("SURVEY_WEBHOOK_URLS", None,
+            "URLs (comma-separated) that get a JSON POST, Slack-compatible, for each counted "
+            "response and each follow-up case update (unset: no webhooks)"),
+    Setting("SURVEY_WEBHOOK_SECRET", None,
+            "key of the X-Survey-Signature header (sha256=HMAC-SHA256 of the body) on webhooks"),
     Setting("SURVEY_RESURVEY_DAYS", "90",
             "a contact is not surveyed again within this many days", kind=int),
     Setting("SURVEY_SCORE_POLICY", "balanced",

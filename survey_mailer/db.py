@@ -161,3 +161,79 @@ def m006_humans(db: sqlite_utils.Database) -> None:
         ALTER TABLE responses ADD COLUMN confirmed_by TEXT
         """
     )
+
+
+@migrations()
+def m008_staff(db: sqlite_utils.Database) -> None:
+    # Issue 5, the staff workspace: accounts, follow-up cases, testimonial moderation,
+    # API keys, and the durable queue of alerts and webhooks (state survives a crash).
+    _run(
+        db,
+        """
+        CREATE TABLE staff_users (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_login_at TEXT
+        );
+        CREATE TABLE cases (
+            response_id INTEGER PRIMARY KEY REFERENCES responses(id),
+            status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'contacted', 'resolved')),
+            assignee_id INTEGER REFERENCES staff_users(id),
+            updated_at TEXT NOT NULL,
+            updated_by INTEGER REFERENCES staff_users(id)
+        );
+        CREATE INDEX cases_status ON cases(status, assignee_id);
+        CREATE TABLE case_notes (
+            id INTEGER PRIMARY KEY,
+            response_id INTEGER NOT NULL REFERENCES responses(id),
+            author_id INTEGER REFERENCES staff_users(id),
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX case_notes_response ON case_notes(response_id, created_at);
+        CREATE TABLE testimonials (
+            response_id INTEGER PRIMARY KEY REFERENCES responses(id),
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'approved', 'rejected')),
+            display_name TEXT NOT NULL DEFAULT '',
+            quote TEXT NOT NULL DEFAULT '',
+            reviewed_by INTEGER REFERENCES staff_users(id),
+            reviewed_at TEXT
+        );
+        CREATE INDEX testimonials_status ON testimonials(status, reviewed_at);
+        CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            event_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('email', 'webhook')),
+            target TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'claimed', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_until TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX notifications_due ON notifications(status, next_attempt_at);
+        CREATE TABLE notify_state (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE INDEX responses_responded ON responses(responded_at)
+        """
+    )
+    # Responses older than the workspace are history: alert only about what arrives next.
+    db.execute("INSERT INTO notify_state (name, value) VALUES ('scanned_until', ?)", [now()])

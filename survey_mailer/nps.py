@@ -119,3 +119,15 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
             for key in keys
         ]
     return result
+
+
+def distribution(db: sqlite_utils.Database, *, campaign_id: int | None = None,
+                 policy: str = "balanced") -> list[int]:
+    """Return how many counted responses gave each score, 0 to 10."""
+    where = "r.campaign_id = ?" if campaign_id is not None else "1"
+    counts = [0] * 11
+    for value, count in db.execute(
+            f"SELECT r.score, count(*) FROM responses r WHERE {where} AND {counted_sql(policy)} "
+            f"GROUP BY r.score", [campaign_id] if campaign_id is not None else []):
+        counts[value] = count
+    return counts
