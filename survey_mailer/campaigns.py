@@ -106,10 +106,10 @@ def _eligible(campaign: dict, resurvey_days: int) -> tuple[str, list]:
             SELECT 1 FROM deliveries d
             WHERE d.contact_id = c.id AND d.campaign_id != ?
               AND d.status IN ('sending', 'sent')
-              AND coalesce(d.sent_at, d.created_at) >= datetime('now', ?)
+              AND julianday(coalesce(d.sent_at, d.created_at)) > julianday('now') - ?
           )
     """
-    return sql, [*params, campaign["id"], campaign["id"], f"-{int(resurvey_days)} days"]
+    return sql, [*params, campaign["id"], campaign["id"], resurvey_days]
 
 
 def count_eligible(db: sqlite_utils.Database, campaign: dict, resurvey_days: int) -> int:
