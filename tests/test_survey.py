@@ -64,7 +64,7 @@ def test_form_has_preset_score_comment_and_unticked_consent(client, mail):
     html = client.get(links_of(mail, "bob@example.com")[10],
                       follow_redirects=True).get_data(as_text=True)
     assert '<input checked id="score-10" name="score" required type="radio" value="10">' in html
-    assert html.count('name="score" type="radio"') == 11
+    assert html.count('name="score" required type="radio"') == 11
     assert '<textarea id="comment" name="comment"' in html
     assert 'name="display_name"' in html
     consent = html[html.index('name="testimonial_consent"') - 80:]
