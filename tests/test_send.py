@@ -1,8 +1,8 @@
 """Sending a campaign to the outbox: eligibility, no duplicates, crash states, dry run."""
 
 import pytest
-
 from conftest import outbox
+
 from survey_mailer import db as db_
 from survey_mailer.backends.outbox import OutboxBackend
 from survey_mailer.errors import DeliveryError

@@ -1,9 +1,8 @@
 """The public pages: score links, segment pages, thank-you, unsubscribe, friendly errors."""
 
 import pytest
-from itsdangerous import timed
-
 from conftest import BASE_URL, csrf_token, outbox, score_links
+from itsdangerous import timed
 
 
 @pytest.fixture
