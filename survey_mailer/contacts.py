@@ -21,7 +21,27 @@ EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]{2,}$")
 
 def valid_email(email: str) -> bool:
     """Tell whether a string looks like a deliverable address."""
-    return bool(EMAIL_RE.match(email)) and len(email) <= 254
+    return email.isascii() and bool(EMAIL_RE.match(email)) and len(email) <= 254
+
+
+def non_ascii_problem(email: str) -> str | None:
+    """Say why a non-ASCII address cannot be sent to; None for an ASCII one.
+
+    Messages are built without SMTPUTF8 (neither SES nor most relays take it), so an
+    address must be ASCII: a domain can be written in its IDNA (xn--) form, a mailbox name
+    cannot.
+    """
+    if email.isascii() or "@" not in email:
+        return None  # ASCII, or not an address at all (valid_email says so)
+    local, _, domain = email.rpartition("@")
+    if local.isascii() and local:
+        try:
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+        else:
+            return f'"{email}" has a non-ASCII domain: write it as {local}@{ascii_domain}'
+    return f'"{email}" has non-ASCII characters before the @, which cannot be sent to'
 
 
 def parse_csv(stream: IO[str]) -> list[dict]:
@@ -57,6 +77,8 @@ def parse_csv(stream: IO[str]) -> list[dict]:
             language = record.get("language", "").lower() or "en"
             if not email:
                 problems.append(f"line {line}: email is empty")
+            elif non_ascii_problem(email):
+                problems.append(f"line {line}: {non_ascii_problem(email)}")
             elif not valid_email(email):
                 problems.append(f"line {line}: \"{email}\" is not a valid email address")
             elif email.lower() in seen:
