@@ -149,7 +149,7 @@ class Skeleton:
             "greeting_anonymous"]
         text_values = {b"@@T@@": token, b"@@U@@": unsubscribe,
                        b"@@G@@": greeting.encode("utf-8")}
-        text = b"".join(text_values.get(p, p) for p in self._text_parts)
+        text = _fill(self._text_parts, text_values)
         return {
             b"@@T@@": token,
             b"@@U@@": unsubscribe,
@@ -163,8 +163,7 @@ class Skeleton:
 
     def personalise(self, person: Personal) -> bytes:
         """Return the whole RFC 5322 message for one recipient."""
-        values = self.values(person)
-        return b"".join(values.get(p, p) for p in self._parts)
+        return _fill(self._parts, self.values(person))
 
 
 def _split(data: bytes) -> list[bytes]:
@@ -172,9 +171,17 @@ def _split(data: bytes) -> list[bytes]:
     return PLACEHOLDER_RE.split(data)
 
 
+def _fill(parts: list[bytes], values: dict[bytes, bytes]) -> bytes:
+    # Substitute every placeholder (odd indexes) in one C-level map, then join once: a
+    # generator over all the parts costs more than a signature (see bench/bench_compose.py).
+    filled = parts.copy()
+    filled[1::2] = map(values.__getitem__, parts[1::2])
+    return b"".join(filled)
+
+
 def _base64_lines(data: bytes) -> bytes:
     encoded = base64.b64encode(data)
-    return b"\r\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))
+    return b"\r\n".join([encoded[i:i + 76] for i in range(0, len(encoded), 76)])
 
 
 class Composer:
