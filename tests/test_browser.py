@@ -30,6 +30,13 @@ MEASURE = """() => {
   const visible = e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
                          return r.width > 0 && r.height > 0 && s.display !== 'none'
                                 && s.visibility !== 'hidden' && parseFloat(s.opacity) > 0; };
+  const background = e => {  // the colour behind an element: its own or an ancestor's
+    for (; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
   const cells = [...document.querySelectorAll('table.nps td')];
   return {
     buttons: cells.map(td => ({...box(td), text: td.innerText.trim(),
@@ -41,6 +48,11 @@ MEASURE = """() => {
       .map(a => ({text: a.innerText.trim(), visible: visible(a)})),
     honeypot: [...document.querySelectorAll('a[href$="/hp"]')].map(visible),
     scrollWidth: document.documentElement.scrollWidth,
+    texts: [...document.querySelectorAll('body *')]
+      .filter(e => visible(e) && [...e.childNodes].some(
+        n => n.nodeType === Node.TEXT_NODE && n.textContent.trim()))
+      .map(e => ({text: e.innerText.trim().slice(0, 40), color: getComputedStyle(e).color,
+                  background: background(e)})),
   };
 }"""
 
@@ -72,6 +84,23 @@ def test_email_fits_a_phone(sent_campaign, settings, page, artifacts, address, s
     assert all(label["right"] <= PHONE for label in seen["labels"])
     assert seen["unsubscribe"] == [{"text": words["unsubscribe"], "visible": True}]
     assert seen["honeypot"] == [False]
+    # Every visible text is readable on what is behind it (WCAG AA: contrast of 4.5 or more).
+    assert len(seen["texts"]) >= 19  # greeting, question, intro, 11 buttons, labels, footer
+    unreadable = [t for t in seen["texts"] if contrast(t["color"], t["background"]) < 4.5]
+    assert not unreadable, unreadable
+
+
+def contrast(foreground: str, background: str) -> float:
+    """Return the WCAG contrast ratio of two CSS rgb() colours."""
+
+    def luminance(colour: str) -> float:
+        red, green, blue = (int(v) / 255 for v in re.findall(r"\d+", colour)[:3])
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+                  for c in (red, green, blue)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def test_detractor_walks_from_email_to_thanks(live_server, runner, contacts_csv, settings,
