@@ -59,6 +59,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     staff.init_app(app)  # /staff/: login, dashboard, follow-ups, testimonials, responses
     api.init_app(app)  # /testimonials.json, /testimonials/widget, /api/v1
 
+    from . import hooks
+
+    app.register_blueprint(hooks.bp)  # /hooks/ses: SNS bounces and complaints
+    csrf.exempt(hooks.bp)  # not a browser form: SNS signs each message instead
+
     @app.after_request
     def security_headers(response):
         response.headers.setdefault(

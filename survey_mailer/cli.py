@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -198,31 +199,34 @@ def campaign_preview(state: State, campaign_id: int, language: str, output: Path
         click.echo(html)
 
 
-@command(campaign, "send")
-@click.argument("campaign_id", type=int)
-@click.option("--dry-run", is_flag=True, help="Count who would get it; send nothing.")
-@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages now.")
-@click.option("--retry-unknown", is_flag=True,
-              help="Resend messages whose fate is unknown after a crash.")
-def campaign_send(state: State, campaign_id: int, dry_run: bool, limit: int | None,
-                  retry_unknown: bool):
-    """Send to every eligible contact; safe to re-run or resume after a crash."""
+def _sender(state: State, campaign_id: int) -> Sender:
+    """Build the sender on the configured backend, at SURVEY_SEND_RATE or its quota."""
     config = state.config
     campaigns_.get(state.db, campaign_id)  # unknown id: clear error before anything else
     backend = get_backend(config)
     try:
-        sender = Sender(state.db, backend, links_.from_config(config),
-                        resurvey_days=config["SURVEY_RESURVEY_DAYS"],
-                        rate=config["SURVEY_SEND_RATE"] or backend.rate_limit(),
-                        concurrency=getattr(backend, "concurrency", 1))
-        summary = _send_with_progress(sender, campaign_id, dry_run, limit, retry_unknown)
-    finally:
+        rate = config["SURVEY_SEND_RATE"] or backend.rate_limit()
+    except BaseException:
         backend.close()
+        raise
+    return Sender(state.db, backend, links_.from_config(config),
+                  resurvey_days=config["SURVEY_RESURVEY_DAYS"], rate=rate,
+                  concurrency=getattr(backend, "concurrency", 1))
+
+
+def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, noun: str) -> None:
+    try:
+        summary = _with_progress(run, dry_run, limit)
+    finally:
+        sender.backend.close()
     if dry_run:
         click.echo(f"Dry run: {summary.eligible} would be sent")
     else:
-        click.echo(f"{summary.sent} sent, {summary.failed} failed, {summary.skipped} skipped, "
-                   f"{summary.remaining} left to send")
+        click.echo(f"{summary.sent} {noun}sent, {summary.failed} failed, "
+                   f"{summary.skipped} skipped, {summary.remaining} left to send")
+    if summary.deferred:
+        click.echo(f"{summary.deferred} deferred after temporary errors: run the same "
+                   f"command again to retry them", err=True)
     if summary.unknown:
         click.echo(f"{len(summary.unknown)} with unknown fate (interrupted mid-send; not "
                    f"resent, use --retry-unknown to resend):", err=True)
@@ -232,29 +236,69 @@ def campaign_send(state: State, campaign_id: int, dry_run: bool, limit: int | No
         raise click.ClickException(f"sending stopped: {summary.stopped}")
 
 
-def _send_with_progress(sender: Sender, campaign_id, dry_run, limit, retry_unknown) -> Summary:
+def _with_progress(run, dry_run: bool, limit: int | None) -> Summary:
+    """Run a send with a progress bar on a terminal (sent, failed, rate, time left)."""
     if dry_run or not sys.stdout.isatty():
-        return sender.send(campaign_id, dry_run=dry_run, limit=limit,
-                           retry_unknown=retry_unknown)
+        return run(None)
     bar = None
     done = 0
+    started = time.monotonic()
+
+    def status(summary: Summary | None) -> str:
+        if summary is None:
+            return ""
+        elapsed = max(time.monotonic() - started, 1e-6)
+        return (f"{summary.sent} sent, {summary.failed} failed, "
+                f"{(summary.sent + summary.failed) / elapsed:.1f}/s")
 
     def progress(summary: Summary):
         nonlocal bar, done
         if bar is None:
             total = summary.eligible if limit is None else min(limit, summary.eligible)
             bar = click.progressbar(length=total, label="Sending", show_eta=True,
-                                    show_pos=True).__enter__()
-        current = summary.sent + summary.failed
-        bar.update(current - done)
+                                    show_pos=True, item_show_func=status).__enter__()
+        current = summary.sent + summary.failed + summary.deferred
+        bar.update(current - done, summary)
         done = current
 
     try:
-        return sender.send(campaign_id, limit=limit, retry_unknown=retry_unknown,
-                           progress=progress)
+        return run(progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+@command(campaign, "send")
+@click.argument("campaign_id", type=int)
+@click.option("--dry-run", is_flag=True, help="Count who would get it; send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages now.")
+@click.option("--retry-unknown", is_flag=True,
+              help="Resend messages whose fate is unknown after a crash.")
+def campaign_send(state: State, campaign_id: int, dry_run: bool, limit: int | None,
+                  retry_unknown: bool):
+    """Send to every eligible contact; safe to re-run or resume after a crash."""
+    sender = _sender(state, campaign_id)
+    _run_send(sender, lambda progress: sender.send(
+        campaign_id, dry_run=dry_run, limit=limit, retry_unknown=retry_unknown,
+        progress=progress), dry_run, limit, "")
+
+
+@command(campaign, "remind")
+@click.argument("campaign_id", type=int)
+@click.option("--after-days", type=click.IntRange(min=0), required=True,
+              help="Remind contacts who got the campaign at least N days ago.")
+@click.option("--dry-run", is_flag=True, help="Count who would get one; send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N reminders now.")
+@click.option("--retry-unknown", is_flag=True,
+              help="Resend reminders whose fate is unknown after a crash.")
+def campaign_remind(state: State, campaign_id: int, after_days: int, dry_run: bool,
+                    limit: int | None, retry_unknown: bool):
+    """Send one reminder to contacts without a counted response (never two)."""
+    sender = _sender(state, campaign_id)
+    policy = state.config["SURVEY_SCORE_POLICY"]
+    _run_send(sender, lambda progress: sender.remind(
+        campaign_id, after_days=after_days, policy=policy, dry_run=dry_run, limit=limit,
+        retry_unknown=retry_unknown, progress=progress), dry_run, limit, "reminders ")
 
 
 # reports --------------------------------------------------------------------------------

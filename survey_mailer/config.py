@@ -47,6 +47,9 @@ SETTINGS = [
             "most messages per second; unset with SES: the account's quota", kind=float),
     Setting("SURVEY_SES_CONFIGURATION_SET", None,
             "SES configuration set (bounce/complaint events)"),
+    Setting("SURVEY_SNS_TOPIC_ARNS", None,
+            "SNS topic ARNs (comma-separated) whose notifications /hooks/ses accepts "
+            "(unset: it refuses all)"),
     Setting("SURVEY_SUPPORT_EMAIL", None, "where detractor alerts go (unset: no email alert)"),
     Setting("SURVEY_WEBHOOK_URLS", None,
             "URLs (comma-separated) that get a JSON POST, Slack-compatible, for each counted "

@@ -50,3 +50,11 @@ class DeliveryError(SurveyError):
 
 class SendingStopped(SurveyError):
     """The provider refuses to send any more (quota, suspension): stop the campaign."""
+
+
+class FateUnknown(DeliveryError):
+    """The connection broke after the message was handed over: it may have been sent.
+
+    The sender leaves such a delivery `sending` (unknown), like after a crash, so it is
+    resent only when asked; resending it blindly could deliver it twice.
+    """

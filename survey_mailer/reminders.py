@@ -1,0 +1,99 @@
+"""Reminders: one more email to contacts who have not answered, never two.
+
+A reminder is a row in `reminders`, unique per delivery, with the same crash-safe states as
+a delivery (pending -> sending -> sent | failed | skipped). It carries the delivery's own
+links, so an answer to the reminder is the answer to the campaign. Its key (`c3-d42-r1`)
+names its outbox file, so a retried reminder overwrites its file instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from .compose import MESSAGE_ID, Composer, Personal, Skeleton, strings
+from .db import now, write
+from .nps import counted_sql
+
+SUFFIX = "-r1"
+
+
+def _due_sql(policy: str) -> str:
+    # Sent at least N days ago, still reachable, no counted answer, no reminder yet.
+    return f"""
+        SELECT d.id FROM deliveries d JOIN contacts c ON c.id = d.contact_id
+        WHERE d.campaign_id = ? AND d.status = 'sent' AND d.sent_at <= datetime('now', ?)
+          AND c.unsubscribed_at IS NULL AND c.suppressed_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM responses r
+                          WHERE r.delivery_id = d.id AND {counted_sql(policy)})
+          AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.delivery_id = d.id)
+    """
+
+
+def count_due(db: sqlite_utils.Database, campaign_id: int, after_days: int,
+              policy: str) -> int:
+    """Count the reminders `plan` would add, without writing anything."""
+    return db.execute(f"SELECT count(*) FROM ({_due_sql(policy)})",
+                      [campaign_id, f"-{int(after_days)} days"]).fetchone()[0]
+
+
+def plan(db: sqlite_utils.Database, campaign_id: int, after_days: int, policy: str) -> int:
+    """Add a pending reminder for every delivery that is due one; return how many."""
+    with write(db) as conn:
+        cursor = conn.execute(
+            f"INSERT INTO reminders (delivery_id, campaign_id, status, created_at) "
+            f"SELECT id, ?, 'pending', ? FROM ({_due_sql(policy)}) WHERE 1 "
+            f"ON CONFLICT (delivery_id) DO NOTHING",
+            [campaign_id, now(), campaign_id, f"-{int(after_days)} days"])
+    return cursor.rowcount
+
+
+def job(policy: str):
+    """Return the sender's job for reminders: excluded once the contact has answered."""
+    from .sender import Job
+
+    return Job(
+        table="reminders",
+        pending_sql=f"""
+            SELECT m.id, m.delivery_id, c.email, c.name, c.language,
+                   c.unsubscribed_at IS NOT NULL OR c.suppressed_at IS NOT NULL
+                   OR EXISTS (SELECT 1 FROM responses r
+                              WHERE r.delivery_id = m.delivery_id AND {counted_sql(policy)})
+                   AS excluded
+            FROM reminders m JOIN deliveries d ON d.id = m.delivery_id
+            JOIN contacts c ON c.id = d.contact_id
+            WHERE m.campaign_id = ? AND m.status = 'pending' AND m.id > ?
+            ORDER BY m.id LIMIT ?
+        """,
+        unknown_sql="""
+            SELECT c.email FROM reminders m JOIN deliveries d ON d.id = m.delivery_id
+            JOIN contacts c ON c.id = d.contact_id
+            WHERE m.campaign_id = ? AND m.status = 'sending' ORDER BY m.id
+        """,
+        suffix=SUFFIX,
+    )
+
+
+class ReminderSkeleton(Skeleton):
+    """The campaign's skeleton with a translated "Reminder:" before the subject."""
+
+    def __init__(self, campaign: dict, language: str, links):
+        prefix = strings(language)["reminder"]
+        super().__init__({**campaign, "subject": f"{prefix} {campaign['subject']}"},
+                         language, links)
+
+    def values(self, person: Personal) -> dict[bytes, bytes]:
+        values = super().values(person)
+        # Its own Message-ID: mail clients drop a second message with the same one.
+        key = MESSAGE_ID.encode("ascii")
+        local, _, domain = values[key].partition(b"@")
+        values[key] = local + SUFFIX.replace("-", ".").encode("ascii") + b"@" + domain
+        return values
+
+
+class ReminderComposer(Composer):
+    """Compose reminders; normal sends never pass through here."""
+
+    def skeleton(self, language: str) -> Skeleton:
+        if language not in self._skeletons:
+            self._skeletons[language] = ReminderSkeleton(self.campaign, language, self.links)
+        return self._skeletons[language]
