@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+import sqlite3
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -36,6 +38,7 @@ USER_AGENTS_FILE = DATA / "scanner_user_agents.txt"
 NETWORKS_FILE = DATA / "scanner_networks.txt"
 STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the format of db.now(): compares as text
 DEFAULT_BURST_SECONDS = 10.0
+IPV4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 # Scanner lists ----------------------------------------------------------------------------
@@ -67,16 +70,21 @@ class Scanners:
         """Return whether an IP address is in a listed scanner network."""
         if not ip or not self._networks:
             return False
+        # socket.inet_pton rather than ipaddress.ip_address: this runs per click.
         try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+            if ":" in ip:
+                packed = socket.inet_pton(socket.AF_INET6, ip)
+                if packed.startswith(IPV4_MAPPED):
+                    version, value = 4, int.from_bytes(packed[12:])
+                else:
+                    version, value = 6, int.from_bytes(packed)
+            else:
+                version, value = 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip))
+        except OSError:
             return False
-        if address.version == 6 and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        value = int(address)
         return any(value >> shift in networks
-                   for (version, shift), networks in self._networks.items()
-                   if version == address.version)
+                   for (net_version, shift), networks in self._networks.items()
+                   if net_version == version)
 
     def reason(self, user_agent: str, ip: str | None) -> str | None:
         """Return why a request comes from a known scanner ("user-agent", "network"), or None."""
@@ -138,11 +146,12 @@ def _paths(value: str | None) -> list[Path]:
 
 def shift(stamp: str, seconds: float) -> str:
     """Return a db.now() time stamp moved by some seconds."""
-    moved = datetime.strptime(stamp, STAMP_FORMAT) + timedelta(seconds=seconds)
-    return moved.strftime(STAMP_FORMAT)
+    # fromisoformat/isoformat rather than strptime/strftime: ten times faster, same text.
+    moved = datetime.fromisoformat(stamp) + timedelta(seconds=seconds)
+    return moved.isoformat(sep=" ", timespec="microseconds")
 
 
-def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *,
+def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None, *,
                  method: str, user_agent: str = "", ip_hash: str = "", kind: str = "score",
                  reason: str | None = None,
                  burst_seconds: float = DEFAULT_BURST_SECONDS) -> str | None:
@@ -151,25 +160,30 @@ def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *
     `reason` says why the request is already known to be automated (a scanner list match);
     a honeypot hit is always automated. Everything happens in one write transaction on the
     caller's connection, so the score route costs one lock and no extra connection.
+    `delivery` is a delivery (dict) or its id: the click's foreign key checks that it
+    exists, so the route needs no lookup of its own. Raise NotFound when it does not.
     """
     if kind == "honeypot":
         reason = "honeypot"
-    delivery_id = delivery["id"]
+    delivery_id = delivery if isinstance(delivery, int) else delivery["id"]
     with db_.write(db) as conn:
         stamp = db_.now()  # taken under the write lock: clicks of a delivery stay in order
         start = shift(stamp, -burst_seconds)
-        conn.execute(
-            "INSERT INTO clicks (delivery_id, score, kind, method, user_agent, ip_hash,"
-            " clicked_at, automated, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [delivery_id, score, kind, method, user_agent[:500], ip_hash, stamp,
-             int(reason is not None), reason])
+        try:
+            conn.execute(
+                "INSERT INTO clicks (delivery_id, score, kind, method, user_agent, ip_hash,"
+                " clicked_at, automated, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [delivery_id, score, kind, method, user_agent[:500], ip_hash, stamp,
+                 int(reason is not None), reason])
+        except sqlite3.IntegrityError as e:  # FOREIGN KEY: no such delivery
+            raise NotFound("delivery", delivery_id) from e
         scores, honeypot = conn.execute(
             "SELECT count(DISTINCT score), max(kind = 'honeypot') FROM clicks"
             " WHERE delivery_id = ? AND clicked_at >= ?",  # the clicks_delivery index
             [delivery_id, start]).fetchone()
         if honeypot or scores > 1:
             reason = "honeypot" if honeypot else "burst"
-            _mark_window(conn, delivery, score, reason, stamp, start)
+            _mark_window(conn, delivery_id, score, reason, stamp, start)
         elif score is None:
             pass
         elif reason is None:
@@ -177,41 +191,38 @@ def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *
                 """
                 INSERT INTO responses (delivery_id, campaign_id, contact_id, score,
                                        created_at, responded_at, last_click_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                SELECT id, campaign_id, contact_id, ?, ?, ?, ? FROM deliveries WHERE id = ?
                 ON CONFLICT (delivery_id) DO UPDATE SET
                     score = excluded.score, automated = 0,
                     responded_at = excluded.responded_at, last_click_at = excluded.last_click_at
                 WHERE responses.confirmed = 0
                 """,
-                [delivery_id, delivery["campaign_id"], delivery["contact_id"], score,
-                 stamp, stamp, stamp])
+                [score, stamp, stamp, stamp, delivery_id])
         else:
-            _automated_score(conn, delivery, score, stamp, start)
+            _automated_score(conn, delivery_id, score, stamp, start)
     return reason
 
 
-def _automated_score(conn, delivery: dict, score: int, stamp: str, start: str) -> None:
+def _automated_score(conn, delivery_id: int, score: int, stamp: str, start: str) -> None:
     # An automated click creates a response (counted nowhere, shown as filtered) or moves
     # one that machines made; it never touches a confirmed one or an earlier human's.
     conn.execute(
         """
         INSERT INTO responses (delivery_id, campaign_id, contact_id, score, automated,
                                created_at, responded_at, last_click_at)
-        VALUES (?, ?, ?, ?, 1, ?, ?, ?)
+        SELECT id, campaign_id, contact_id, ?, 1, ?, ?, ? FROM deliveries WHERE id = ?
         ON CONFLICT (delivery_id) DO UPDATE SET
             score = excluded.score, automated = 1,
             responded_at = excluded.responded_at, last_click_at = excluded.last_click_at
         WHERE responses.confirmed = 0
           AND (responses.automated = 1 OR responses.last_click_at >= ?)
         """,
-        [delivery["id"], delivery["campaign_id"], delivery["contact_id"], score,
-         stamp, stamp, stamp, start])
+        [score, stamp, stamp, stamp, delivery_id, start])
 
 
-def _mark_window(conn, delivery: dict, score: int | None, reason: str, stamp: str,
+def _mark_window(conn, delivery_id: int, score: int | None, reason: str, stamp: str,
                  start: str) -> None:
     """Mark every click of the window automated, and the response its clicks made."""
-    delivery_id = delivery["id"]
     conn.execute(
         "UPDATE clicks SET automated = 1, reason = coalesce(reason, ?)"
         " WHERE delivery_id = ? AND clicked_at >= ? AND automated = 0",
@@ -221,7 +232,7 @@ def _mark_window(conn, delivery: dict, score: int | None, reason: str, stamp: st
         " WHERE delivery_id = ? AND confirmed = 0 AND last_click_at >= ?",
         [delivery_id, start])
     if score is not None:
-        _automated_score(conn, delivery, score, stamp, start)
+        _automated_score(conn, delivery_id, score, stamp, start)
     # The latest human score wins: the burst's first click looked human and replaced an
     # earlier person's score; put that one back.
     human = conn.execute(

@@ -40,6 +40,13 @@ def delivery(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def click_target(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
+    """Return the ids a click needs (id, campaign_id, contact_id), or None: a cheap lookup."""
+    row = db.execute("SELECT id, campaign_id, contact_id FROM deliveries WHERE id = ?",
+                     [delivery_id]).fetchone()
+    return dict(row) if row else None
+
+
 def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *, method: str,
                  user_agent: str = "", ip_hash: str = "", kind: str = "score",
                  reason: str | None = None,

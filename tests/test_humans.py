@@ -414,3 +414,24 @@ def test_a_confirmed_response_is_settled_at_once(client, db, bob, clock):
     click(client, bob[1])
     client.post(landing_beacon(client, bob[1]), data={"event": "touchstart"})
     assert alertable(db, "strict") == [1]
+
+
+def test_the_hand_built_redirects_match_the_routes(app):
+    from landing.survey import PAGE_PATHS, PAGES
+
+    with app.test_request_context("/"):
+        from flask import url_for
+
+        for segment, endpoint in PAGES.items():
+            assert url_for(endpoint, token="T") == PAGE_PATHS[segment] + "T"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_link_to_a_deleted_survey_records_nothing(client, db, bob, links, method):
+    token = links.token("score", 999)  # genuine, but no such delivery
+    reply = client.open(f"/r/{token}/7", method=method, headers={"User-Agent": BROWSER_UA})
+    assert reply.status_code == 404
+    if method == "GET":
+        assert "This survey no longer exists." in reply.get_data(as_text=True)
+    assert client.get(f"/r/{token}/hp").status_code == 204
+    assert clicks(db) == []
