@@ -35,7 +35,6 @@ from markupsafe import Markup
 from wtforms import EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from survey_mailer import campaigns as campaigns_
 from survey_mailer import charts, notify, nps, responses, staff
 from survey_mailer.errors import NotFound, SurveyError
 
@@ -216,10 +215,11 @@ def dashboard():
     if by not in BREAKDOWNS and not (by.startswith("attribute:")
                                      and by.split(":", 1)[1] in attributes):
         by = "company"
-    campaign_list = campaigns_.list_campaigns(db)
+    campaign_list = staff.campaign_names(db)
     names = {c["id"]: c["name"] for c in campaign_list}
     overall = nps.report(db, campaign_id=campaign_id, policy=policy, by=by)
-    per_campaign = nps.report(db, by="campaign", policy=policy)["groups"]
+    all_campaigns = nps.report(db, by="campaign", policy=policy)
+    per_campaign = all_campaigns["groups"]
     for group in per_campaign:
         group["name"] = names.get(group["key"], f"#{group['key']}")
     quarters = nps.report(db, campaign_id=campaign_id, by="quarter", policy=policy)["groups"]
@@ -233,7 +233,8 @@ def dashboard():
         "staff/dashboard.html", overall=overall, per_campaign=per_campaign, groups=groups,
         quarters=quarters, change=change(quarters), by=by, breakdowns=BREAKDOWNS,
         attributes=attributes, campaigns=campaign_list, campaign_id=campaign_id,
-        campaign_name=names.get(campaign_id), case_counts=staff.case_counts(db, policy),
+        campaign_name=names.get(campaign_id),
+        case_counts=staff.case_counts(db, policy, all_campaigns["detractors"]),
         distribution_svg=Markup(charts.distribution(counts)),
         trend_svg=Markup(charts.trend([(q["key"], q["nps"], q["margin_of_error"])
                                        for q in quarters])),
@@ -281,7 +282,7 @@ def followups():
     return render_template(
         "staff/followups.html", cases=cases, status=status, assignee=assignee,
         campaign_id=campaign_id, users=staff.list_users(db),
-        campaigns=campaigns_.list_campaigns(db), counts=staff.case_counts(db, _policy()))
+        campaigns=staff.campaign_names(db), counts=staff.case_counts(db, _policy()))
 
 
 @bp.route("/followups/<int:response_id>", methods=["GET", "POST"])
@@ -374,7 +375,7 @@ def responses_page():
     return render_template(
         "staff/responses.html", rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE, page=page,
         q=query, campaign_id=campaign_id, automated=automated,
-        campaigns=campaigns_.list_campaigns(db), restore_form=PostForm(),
+        campaigns=staff.campaign_names(db), restore_form=PostForm(),
         filtered_count=filtered_count)
 
 

@@ -286,11 +286,13 @@ def m009_report_indexes(db: sqlite_utils.Database) -> None:
             ON responses(campaign_id, score, confirmed, automated, contact_id);
         CREATE INDEX responses_contact_counts
             ON responses(contact_id, score, confirmed, automated);
-        CREATE INDEX responses_month_counts
-            ON responses(substr(created_at, 1, 7), score, confirmed, automated, campaign_id);
+        CREATE INDEX responses_time_counts
+            ON responses(created_at, score, confirmed, automated, campaign_id);
+        CREATE INDEX responses_filtered ON responses(contact_id, campaign_id, created_at)
+            WHERE automated = 1 AND confirmed = 0;
         CREATE INDEX contacts_company ON contacts(company);
         CREATE INDEX contacts_language ON contacts(language);
         CREATE INDEX deliveries_contact_status ON deliveries(contact_id, status);
-        CREATE INDEX deliveries_month ON deliveries(substr(sent_at, 1, 7), status, campaign_id)
+        CREATE INDEX deliveries_sent_at ON deliveries(sent_at, status, campaign_id)
         """
     )

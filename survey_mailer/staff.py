@@ -104,14 +104,27 @@ def list_cases(db: sqlite_utils.Database, policy: str, *, status: str | None = N
     return [dict(r) for r in rows]
 
 
-def case_counts(db: sqlite_utils.Database, policy: str) -> dict[str, int]:
-    rows = db.execute(
-        f"SELECT coalesce(k.status, 'new') AS status, count(*) FROM responses r "
-        f"LEFT JOIN cases k ON k.response_id = r.id "
-        f"WHERE {counted_sql(policy)} AND r.score <= 6 GROUP BY 1").fetchall()
+def case_counts(db: sqlite_utils.Database, policy: str,
+                detractors: int | None = None) -> dict[str, int]:
+    """Return how many cases are new, contacted and resolved.
+
+    Only cases someone touched have a row; the rest are new. `detractors`, when the caller
+    knows it from a report, saves counting them again.
+    """
+    if detractors is None:
+        detractors = db.execute(f"SELECT count(*) FROM responses r "
+                                f"WHERE {counted_sql(policy)} AND r.score <= 6").fetchone()[0]
     counts = dict.fromkeys(STATUSES, 0)
-    counts.update({r[0]: r[1] for r in rows})
+    counts.update({r[0]: r[1] for r in db.execute(
+        f"SELECT k.status, count(*) FROM cases k JOIN responses r ON r.id = k.response_id "
+        f"WHERE {counted_sql(policy)} AND r.score <= 6 GROUP BY k.status")})
+    counts["new"] = detractors - counts["contacted"] - counts["resolved"]
     return counts
+
+
+def campaign_names(db: sqlite_utils.Database) -> list[dict]:
+    """Return every campaign's id and name, newest first (a menu, without counting)."""
+    return [dict(r) for r in db.execute("SELECT id, name FROM campaigns ORDER BY id DESC")]
 
 
 def get_case(db: sqlite_utils.Database, response_id: int, policy: str) -> dict:
