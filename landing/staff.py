@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -36,6 +38,7 @@ from wtforms import EmailField, PasswordField, SelectField, StringField, TextAre
 from wtforms.validators import InputRequired, Length
 
 from survey_mailer import charts, notify, nps, responses, staff
+from survey_mailer import db as db_
 from survey_mailer.errors import NotFound, SurveyError
 
 from . import limiter
@@ -204,6 +207,31 @@ def change(points: list[dict]) -> dict | None:
             "significant": abs(delta) > margin}
 
 
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _in_parallel(*jobs):
+    """Run `job(db)` for each job at once, each on its own connection; return the results.
+
+    The first job runs on this thread's connection; a None job gives None.
+    """
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():  # a forked worker needs its own threads
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="report"))
+    path = _settings()["SURVEY_DATABASE"]
+
+    def on_own_connection(job):
+        own = db_.connect(path)
+        try:
+            return job(own)
+        finally:
+            own.close()
+
+    futures = [_pool[1].submit(on_own_connection, job) if job else None for job in jobs[1:]]
+    first = jobs[0](get_db())
+    return [first, *(f.result() if f else None for f in futures)]
+
+
 @bp.get("/")
 @login_required
 def dashboard():
@@ -217,24 +245,40 @@ def dashboard():
         by = "company"
     campaign_list = staff.campaign_names(db)
     names = {c["id"]: c["name"] for c in campaign_list}
-    overall = nps.report(db, campaign_id=campaign_id, policy=policy, by=by)
-    all_campaigns = nps.report(db, by="campaign", policy=policy)
+    # One pass per question, each following an index (see nps.report): every campaign
+    # with its response rate and the 0-10 scores; the breakdown and the quarters need
+    # no delivery counts. The three run at once on their own connections (SQLite reads
+    # in parallel; sqlite3 releases the GIL), so the page costs about the slowest one.
+    breakdown = by != "campaign"
+    all_campaigns, breakdown_report, quarter_report = _in_parallel(
+        lambda db: nps.report(db, by="campaign", policy=policy),
+        (lambda db: nps.report(db, campaign_id=campaign_id, policy=policy, by=by,
+                               include_sent=False)) if breakdown else None,
+        lambda db: nps.report(db, campaign_id=campaign_id, by="quarter", policy=policy,
+                              include_sent=False))
     per_campaign = all_campaigns["groups"]
     for group in per_campaign:
         group["name"] = names.get(group["key"], f"#{group['key']}")
-    quarters = nps.report(db, campaign_id=campaign_id, by="quarter", policy=policy)["groups"]
+    if campaign_id is None:
+        overall, counts = all_campaigns, all_campaigns["scores"]
+    else:
+        overall = next((g for g in per_campaign if g["key"] == campaign_id), None) \
+            or nps.report(db, campaign_id=campaign_id, policy=policy)
+        counts = nps.distribution(db, campaign_id=campaign_id, policy=policy)
+    if breakdown:
+        groups = breakdown_report["groups"]
+    else:
+        groups = [dict(g, key=g["name"]) for g in per_campaign
+                  if campaign_id is None or g["key"] == campaign_id]
+    quarters = quarter_report["groups"]
     quarters = [q for q in quarters if q["key"]]
-    groups = overall.get("groups", [])
-    if by == "campaign":
-        for group in groups:
-            group["key"] = names.get(group["key"], f"#{group['key']}")
-    counts = nps.distribution(db, campaign_id=campaign_id, policy=policy)
     return render_template(
         "staff/dashboard.html", overall=overall, per_campaign=per_campaign, groups=groups,
         quarters=quarters, change=change(quarters), by=by, breakdowns=BREAKDOWNS,
         attributes=attributes, campaigns=campaign_list, campaign_id=campaign_id,
         campaign_name=names.get(campaign_id),
         case_counts=staff.case_counts(db, policy, all_campaigns["detractors"]),
+        breakdown_rates=by == "campaign",
         distribution_svg=Markup(charts.distribution(counts)),
         trend_svg=Markup(charts.trend([(q["key"], q["nps"], q["margin_of_error"])
                                        for q in quarters])),

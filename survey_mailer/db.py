@@ -288,7 +288,7 @@ def m009_report_indexes(db: sqlite_utils.Database) -> None:
             ON responses(contact_id, score, confirmed, automated);
         CREATE INDEX responses_time_counts
             ON responses(created_at, score, confirmed, automated, campaign_id);
-        CREATE INDEX responses_filtered ON responses(contact_id, campaign_id, created_at)
+        CREATE INDEX responses_filtered ON responses(created_at, campaign_id, contact_id)
             WHERE automated = 1 AND confirmed = 0;
         CREATE INDEX contacts_company ON contacts(company);
         CREATE INDEX contacts_language ON contacts(language);

@@ -129,8 +129,13 @@ def _grouped(db, sql: str, params: list, by: str | None, column: str) -> dict:
 
 
 def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str | None = None,
-           policy: str = "balanced") -> dict:
-    """Return the NPS and its counts, overall and (with `by`) per group."""
+           policy: str = "balanced", include_sent: bool = True) -> dict:
+    """Return the NPS and its counts, overall and (with `by`) per group.
+
+    Overall and by campaign, `scores` also holds the counted responses per score (0-10).
+    With `include_sent=False`, deliveries are not counted (`sent` and `response_rate` are 0):
+    a page that only needs the NPS per group saves that pass.
+    """
     counted = counted_sql(policy)
     params = [campaign_id] if campaign_id is not None else []
     source_r, key_r = _source(by, "responses", campaign_id is not None)
@@ -160,12 +165,27 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
                 SELECT d.contact_id AS cid, count(*) AS n FROM deliveries d
                 WHERE d.status = 'sent' GROUP BY d.contact_id) AS a
             JOIN contacts c ON c.id = a.cid GROUP BY key"""
-    counts = _grouped(db, counted_sql_, params, by, "r.created_at")
+    scores = None
+    if by in (None, "campaign"):
+        # Per campaign and score: follows the (campaign_id, score, ...) index, so no sort,
+        # and the same pass gives the 0-10 distribution.
+        counts, scores = {}, {}
+        for cid, value, count in db.execute(
+                f"SELECT r.campaign_id, r.score, count(*) FROM responses r "
+                f"WHERE {where_r} AND {counted} GROUP BY r.campaign_id, r.score", params):
+            key = cid if by else None
+            entry = counts.setdefault(key, [0, 0, 0])
+            entry[0] += count
+            entry[1] += count if value >= 9 else 0
+            entry[2] += count if value <= 6 else 0
+            scores.setdefault(None, [0] * 11)[value] += count
+    else:
+        counts = _grouped(db, counted_sql_, params, by, "r.created_at")
     filtered = _grouped(db, f"""
         SELECT {key_r} AS key, count(*) FROM {source_f}
         WHERE {where_r} AND r.automated = 1 AND r.confirmed = 0 GROUP BY key""",
                         params, by, "r.created_at")
-    sent = _grouped(db, sent_sql, params, by, "d.sent_at")
+    sent = _grouped(db, sent_sql, params, by, "d.sent_at") if include_sent else {}
     groups = {}
     for key in set(counts) | set(filtered):
         n, p, d = counts.get(key, [0, 0, 0])
@@ -175,6 +195,8 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
     result = _row(total[0], total[1], total[2], sum(sent.values()), total[3])
     if campaign_id is not None:
         result["campaign"] = campaign_id
+    if scores is not None:
+        result["scores"] = scores.get(None, [0] * 11)
     if by:
         keys = sorted(set(groups) | set(sent), key=lambda k: (k is None, str(k)))
         result["by"] = by
