@@ -66,6 +66,10 @@ def test_agent_logs_in_follows_up_and_publishes(page, workspace, artifacts):
     assert "Chloé, Globex" in widget.locator("figcaption").inner_text()
     page.screenshot(path=artifacts / "staff-widget-embedded.png")
 
+    page.goto(base + "/staff/responses")
+    assert page.locator("table.data tbody tr").count() == 4
+    page.screenshot(path=artifacts / "staff-responses.png", full_page=True)
+
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(base + "/staff/")
     page.screenshot(path=artifacts / "staff-dashboard-phone.png", full_page=True)
