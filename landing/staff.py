@@ -299,7 +299,9 @@ def dispatch_after(response: Response) -> Response:
 
     def run():
         try:
-            notify.dispatch(db, config, limit=20)
+            # A small batch with short timeouts: this holds a worker; `notify --watch`
+            # does the long tail.
+            notify.dispatch(db, config, limit=5, timeout=3)
         except Exception:  # logged; the work stays queued for the next dispatch
             app.logger.exception("notification dispatch failed")
 

@@ -18,6 +18,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import sqlite3
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -212,8 +214,11 @@ def claim(db: sqlite_utils.Database, limit: int = 50) -> list[dict]:
 
 
 def dispatch(db: sqlite_utils.Database, config: Config, limit: int = 50,
-             backend=None) -> dict:
-    """Queue what became due, then send claimed notifications; return counts by outcome."""
+             backend=None, timeout: float = WEBHOOK_TIMEOUT) -> dict:
+    """Queue what became due, then send claimed notifications; return counts by outcome.
+
+    `timeout` bounds each webhook request; a slow receiver is retried later, like a failure.
+    """
     scan(db, config)
     done = {"sent": 0, "retry": 0, "failed": 0}
     jobs = claim(db, limit)
@@ -229,7 +234,7 @@ def dispatch(db: sqlite_utils.Database, config: Config, limit: int = 50,
                     send_alert(backend, config, job)
                 else:
                     post_webhook(job["target"], job["payload"].encode(), job["event_key"],
-                                 config.get("SURVEY_WEBHOOK_SECRET"))
+                                 config.get("SURVEY_WEBHOOK_SECRET"), timeout)
             except (NotifyError, DeliveryError, OSError) as e:
                 outcome = _record_failure(db, job, str(e))
             else:
@@ -260,7 +265,8 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post_webhook(url: str, body: bytes, event_key: str, secret: str | None) -> None:
+def post_webhook(url: str, body: bytes, event_key: str, secret: str | None,
+                 timeout: float = WEBHOOK_TIMEOUT) -> None:
     """POST a JSON body; raise NotifyError unless the receiver answers 2xx."""
     headers = {"Content-Type": "application/json", "User-Agent": "survey-mailer",
                "X-Survey-Event": hashlib.sha256(event_key.encode()).hexdigest()[:32],
@@ -269,7 +275,7 @@ def post_webhook(url: str, body: bytes, event_key: str, secret: str | None) -> N
         headers["X-Survey-Signature"] = signature(secret, body)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as answer:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read(1024)
     except urllib.error.HTTPError as e:
         raise NotifyError(f"{url} answered {e.code}") from e
@@ -317,7 +323,11 @@ def send_alert(backend, config: Config, job: dict) -> None:
 
 def watch(db: sqlite_utils.Database, config: Config, interval: float = 5.0,
           stop=lambda: False) -> None:
-    """Dispatch in a loop until `stop()` is true."""
+    """Dispatch in a loop until `stop()` is true; a busy database waits for the next round."""
     while not stop():
-        dispatch(db, config)
+        try:
+            dispatch(db, config)
+        except sqlite3.OperationalError as e:  # e.g. locked for longer than the timeout
+            print(f"survey-mailer notify: {e}; trying again in {interval:g}s",
+                  file=sys.stderr)
         time.sleep(interval)

@@ -244,3 +244,11 @@ def test_notify_command(runner, db, sent_campaign, settings, monkeypatch, receiv
     assert result.exit_code == 0
     assert result.output == "1 sent, 0 to retry, 0 failed\n"
     assert json.loads(receiver.received[0]["body"])["response"]["email"] == "ana@example.com"
+
+
+def test_watch_dispatches_until_stopped(db, sent_campaign, settings, monkeypatch, receiver):
+    config = hooked(settings, monkeypatch, receiver.url + "/hook")
+    answer(db, deliveries(db, sent_campaign)["ana@example.com"], 2)
+    rounds = iter([False, True])
+    notify.watch(db, config, interval=0, stop=lambda: next(rounds))
+    assert len(receiver.received) == 1
