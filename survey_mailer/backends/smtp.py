@@ -67,19 +67,27 @@ class SMTPBackend:
     def where(self) -> str:
         return f"SMTP server {self.host}:{self.port}"
 
-    def _connect(self) -> smtplib.SMTP:
+    def _open(self) -> smtplib.SMTP:
+        if self.security == "ssl":
+            conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                    context=self.ssl_context)
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
-            if self.security == "ssl":
-                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                        context=self.ssl_context)
-            else:
-                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             conn.ehlo()
             if self.security == "starttls":
                 conn.starttls(context=self.ssl_context)
                 conn.ehlo()
             if self.username:
-                conn.login(self.username, self.password or "")
+                self._login(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            return self._open()
         except smtplib.SMTPAuthenticationError as e:
             raise SendingStopped(
                 f"{self.where} refused the login of {self.username!r} ({_reply(e)}): check "
@@ -92,7 +100,17 @@ class SMTPBackend:
             raise SendingStopped(
                 f"TLS with {self.where} failed ({e}): check SURVEY_SMTP_SECURITY and "
                 f"SURVEY_SMTP_PORT") from e
-        return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        if not conn.has_extn("auth"):
+            raise smtplib.SMTPNotSupportedError("AUTH")
+        if "PLAIN" in conn.esmtp_features["auth"].upper().split():
+            # One mechanism: when PLAIN refuses the password, LOGIN will too, and
+            # smtplib's fallback to LOGIN can stall on some servers after a refusal.
+            conn.user, conn.password = self.username, self.password or ""
+            conn.auth("PLAIN", conn.auth_plain)
+        else:
+            conn.login(self.username, self.password or "")
 
     def send(self, envelope: Envelope, message: bytes) -> str:
         """Hand the message to the server; return the server's reply to DATA."""
@@ -106,7 +124,7 @@ class SMTPBackend:
                 return self._send_once(envelope, message)
             except _Retry as e:
                 last = e.__cause__
-        if isinstance(last, OSError | smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
+        if _unreachable(last):
             raise SendingStopped(f"cannot reach {self.where}: {last}") from last
         raise DeliveryError(f"temporary failure after {self.attempts} attempts: "
                             f"{_reply(last)}") from last
@@ -167,6 +185,13 @@ class SMTPBackend:
 
 class _Retry(Exception):
     """Internal: a temporary failure; its cause says why."""
+
+
+def _unreachable(error: BaseException | None) -> bool:
+    # smtplib's own exceptions subclass OSError; only the connection-level ones count.
+    if isinstance(error, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
 
 
 def _text(reply: bytes | str) -> str:
