@@ -47,8 +47,8 @@ def click_target(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def record_click(db: sqlite_utils.Database, delivery: dict, score: int | None, *, method: str,
-                 user_agent: str = "", ip_hash: str = "", kind: str = "score",
+def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None, *,
+                 method: str, user_agent: str = "", ip_hash: str = "", kind: str = "score",
                  reason: str | None = None,
                  burst_seconds: float = humans.DEFAULT_BURST_SECONDS) -> str | None:
     """Log a click and update the response as humans.record_click decides; return its reason."""
