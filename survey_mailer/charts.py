@@ -74,7 +74,7 @@ def trend(points: list[tuple[str, float | None, float | None]],
         body.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" '
                     f'y2="{y(tick):.1f}" stroke="{GRID}" {dash}/>')
         body.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
-                    f'font-size="11" fill="{MUTED}">{tick:+d}</text>')
+                    f'font-size="11" fill="{MUTED}">{tick:+d}</text>'.replace(">+0<", ">0<"))
     upper = " ".join(f"{x(i):.1f},{y(min(100, v + m)):.1f}" for i, v, m in known)
     lower = " ".join(f"{x(i):.1f},{y(max(-100, v - m)):.1f}" for i, v, m in reversed(known))
     body.append(f'<polygon points="{upper} {lower}" fill="#0969da" fill-opacity="0.12"/>')
