@@ -31,8 +31,10 @@ from .links import Links
 class RateLimiter:
     """Allow at most `rate` starts in any one-second window (sliding log, thread-safe)."""
 
-    def __init__(self, rate: float | None, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, rate: float | None, clock=time.monotonic, sleep=time.sleep,
+                 record: list[float] | None = None):
         self.rate = rate
+        self.record = record  # when given, every start time is appended (tests, bench)
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         # Below one per second, space the starts evenly instead.
@@ -51,6 +53,8 @@ class RateLimiter:
                     self._starts.popleft()
                 if len(self._starts) < self._size:
                     self._starts.append(t)
+                    if self.record is not None:
+                        self.record.append(t)
                     return
                 # At least a microsecond: float rounding can leave t a hair short of the
                 # window's end after sleeping exactly the gap, and the loop would spin.

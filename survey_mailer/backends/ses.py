@@ -15,6 +15,7 @@ backoff with full jitter):
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -80,19 +81,36 @@ class SESBackend:
         self._sleep = sleep
         self.pace: Callable[[], None] = lambda: None
         client.meta.events.register("before-send.sesv2.SendEmail", self._before_send)
+        client.meta.events.register_first("needs-retry.sesv2.SendEmail", self._no_futile_retry)
 
     @classmethod
     def from_config(cls, config) -> SESBackend:
         """Build the backend on boto3's own configuration and SURVEY_SES_CONFIGURATION_SET."""
+        # botocore reads AWS_DEFAULT_REGION and profiles; AWS_REGION, which the AWS CLI v2
+        # and the other SDKs read first, is honoured the same way.
+        region = os.environ.get("AWS_REGION") or None
         try:
-            client = boto3.client("sesv2", config=_boto_config(cls.concurrency))
+            client = boto3.client("sesv2", region_name=region,
+                                  config=_boto_config(cls.concurrency))
         except NoRegionError as e:
             raise ConfigError("no AWS region for SES: set AWS_REGION (for example "
                               "AWS_REGION=eu-west-1)") from e
-        return cls(client, configuration_set=config["SURVEY_SES_CONFIGURATION_SET"])
+        return cls(client, configuration_set=config["SURVEY_SES_CONFIGURATION_SET"],
+                   quota_client=lambda: boto3.client("ses", region_name=region,
+                                                     config=_boto_config(1)))
 
     def _before_send(self, **kwargs) -> None:
         self.pace()  # returns None: botocore goes on and sends the request
+
+    def _no_futile_retry(self, response=None, operation=None, **kwargs) -> None:
+        # botocore retries LimitExceededException as throttling; a daily quota or a
+        # suspension will not clear in seconds, so end its retries now (the exception
+        # leaves send_email and is classified below).
+        if response is None:
+            return
+        info = response[1].get("Error") or {}
+        if _stopping(info.get("Code", ""), info.get("Message", "") or ""):
+            raise ClientError(response[1], operation.name if operation else "SendEmail")
 
     def rate_limit(self) -> float | None:
         """Return the account's MaxSendRate (SES v2 get_account, else v1 get_send_quota)."""
@@ -157,6 +175,11 @@ class SESBackend:
 def _describe(error: ClientError) -> str:
     info = error.response.get("Error", {})
     return f"{info.get('Code', 'error')}: {info.get('Message', '')}".rstrip(": ")
+
+
+def _stopping(code: str, message: str) -> bool:
+    lowered = message.lower()
+    return code in STOPPING or ("daily" in lowered and "quota" in lowered)
 
 
 def _classify(error: ClientError) -> None:
