@@ -106,10 +106,6 @@ DELIVERIES = Job(
 )
 
 
-def _no_pace() -> None:
-    pass
-
-
 class Sender:
     """Send one campaign, or its reminders, through a backend."""
 
@@ -122,12 +118,11 @@ class Sender:
         self.resurvey_days = resurvey_days
         self.limiter = limiter or RateLimiter(rate)
         self.concurrency = max(1, concurrency)
+        # The first attempt's slot is taken here, before the row is marked `sending`, so a
+        # crash while waiting for the rate leaves nothing unknown. Backends that retry
+        # inside send() (`paced`) take a slot for every further attempt themselves.
         if getattr(backend, "paced", False):
-            # The backend retries inside send(); it takes a slot before every attempt.
             backend.pace = self.limiter.acquire
-            self._pace = _no_pace
-        else:
-            self._pace = self.limiter.acquire
 
     def unknown(self, campaign_id: int, job: Job = DELIVERIES) -> list[str]:
         """Return the addresses whose message was interrupted mid-hand-off."""
@@ -198,6 +193,7 @@ class Sender:
                         self._collect(in_flight, summary, progress)
                     if summary.stopped:
                         break
+                    self.limiter.acquire()
                     self._mark(job, row["id"], "sending")
                     started += 1
                     envelope = Envelope(
@@ -215,7 +211,6 @@ class Sender:
     def _hand_off(self, composer: Composer, envelope: Envelope, row) -> str:
         message = composer.compose(row["delivery_id"], row["email"], row["name"],
                                    row["language"])
-        self._pace()
         return self.backend.send(envelope, message)
 
     def _collect(self, in_flight: dict, summary: Summary, progress) -> None:

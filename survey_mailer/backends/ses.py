@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 
@@ -65,8 +66,9 @@ class SESBackend:
     # SES answers in tens of milliseconds from AWS: a few calls in flight reach hundreds
     # of messages per second. It also bounds a crash's unknown deliveries to 8.
     concurrency = 8
-    # The sender hands us its limiter; it runs before every HTTP attempt (botocore's
-    # retries included), so not even a retry burst exceeds the rate.
+    # The sender takes a rate slot for each message's first attempt and hands us its
+    # limiter (`pace`), which runs before every further HTTP attempt (botocore's retries
+    # and ours), so not even a retry burst exceeds the rate.
     paced = True
 
     def __init__(self, client, *, configuration_set: str | None = None,
@@ -80,6 +82,7 @@ class SESBackend:
         self.backoff = backoff
         self._sleep = sleep
         self.pace: Callable[[], None] = lambda: None
+        self._attempt = threading.local()
         client.meta.events.register("before-send.sesv2.SendEmail", self._before_send)
         client.meta.events.register_first("needs-retry.sesv2.SendEmail", self._no_futile_retry)
 
@@ -100,7 +103,10 @@ class SESBackend:
                                                      config=_boto_config(1)))
 
     def _before_send(self, **kwargs) -> None:
-        self.pace()  # returns None: botocore goes on and sends the request
+        if getattr(self._attempt, "first", False):
+            self._attempt.first = False  # its slot was taken by the sender
+        else:
+            self.pace()  # returns None: botocore goes on and sends the request
 
     def _no_futile_retry(self, response=None, operation=None, **kwargs) -> None:
         # botocore retries LimitExceededException as throttling; a daily quota or a
@@ -148,6 +154,7 @@ class SESBackend:
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
+        self._attempt.first = True
         for round_ in range(self.rounds + 1):
             try:
                 return self.client.send_email(**request)["MessageId"]

@@ -29,7 +29,8 @@ class SMTPBackend:
     # leave unknown to a single message. smtplib connections are not thread-safe, so more
     # workers would need one connection per thread; not worth it for these gains.
     concurrency = 1
-    # The sender hands us its rate limiter: every attempt, retries included, takes a slot.
+    # The sender takes a rate slot for the first attempt and hands us its limiter
+    # (`pace`) for the retries, so every attempt takes a slot.
     paced = True
 
     def __init__(self, host: str, port: int, *, security: str = "none",
@@ -119,7 +120,7 @@ class SMTPBackend:
             if attempt:
                 # Exponential backoff with full jitter, so retries do not march in step.
                 self._sleep(random.uniform(0, self.backoff * 2 ** attempt))
-            self.pace()
+                self.pace()  # the sender took the first attempt's slot
             try:
                 return self._send_once(envelope, message)
             except _Retry as e:
