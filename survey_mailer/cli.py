@@ -214,7 +214,7 @@ def _sender(state: State, campaign_id: int) -> Sender:
                   concurrency=getattr(backend, "concurrency", 1))
 
 
-def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, noun: str) -> None:
+def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, label: str) -> None:
     try:
         summary = _with_progress(run, dry_run, limit)
     finally:
@@ -222,7 +222,7 @@ def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, noun: str) 
     if dry_run:
         click.echo(f"Dry run: {summary.eligible} would be sent")
     else:
-        click.echo(f"{summary.sent} {noun}sent, {summary.failed} failed, "
+        click.echo(f"{label}{summary.sent} sent, {summary.failed} failed, "
                    f"{summary.skipped} skipped, {summary.remaining} left to send")
     if summary.deferred:
         click.echo(f"{summary.deferred} deferred after temporary errors: run the same "
@@ -298,7 +298,7 @@ def campaign_remind(state: State, campaign_id: int, after_days: int, dry_run: bo
     policy = state.config["SURVEY_SCORE_POLICY"]
     _run_send(sender, lambda progress: sender.remind(
         campaign_id, after_days=after_days, policy=policy, dry_run=dry_run, limit=limit,
-        retry_unknown=retry_unknown, progress=progress), dry_run, limit, "reminders ")
+        retry_unknown=retry_unknown, progress=progress), dry_run, limit, "Reminders: ")
 
 
 # reports --------------------------------------------------------------------------------
