@@ -22,7 +22,7 @@ from survey_mailer import config as config_
 from survey_mailer.backends import Envelope
 from survey_mailer.backends.ses import SESBackend
 from survey_mailer.errors import DeliveryError, SendingStopped
-from survey_mailer.sender import RateLimiter, Sender
+from survey_mailer.sender import RATE_MARGIN, RateLimiter, Sender
 
 
 def import_contacts(runner, tmp_path, count: int) -> None:
@@ -100,7 +100,7 @@ def test_throttling_and_5xx_are_retried_every_message_once_rate_respected(
         backend = SESBackend.from_config(config_.load())
         backend.backoff = 0.05  # our rounds after botocore's; botocore's own backoff stays
         starts: list[float] = []
-        limiter = RateLimiter(rate, record=starts)
+        limiter = RateLimiter(rate, record=starts, margin=RATE_MARGIN)
         summary = Sender(db, backend, links, limiter=limiter,
                          concurrency=backend.concurrency).send(campaign_id)
         backend.close()
