@@ -64,8 +64,8 @@ class FaultProxy:
     """An HTTP proxy before moto that answers throttling or 5xx to chosen SendEmail calls.
 
     `fault(n)` gets the 0-based number of each SendEmail request and returns None (pass it
-    to moto) or (status, error type, message). Every SendEmail request's arrival time is
-    kept, and the bodies passed on.
+    to moto), (status, error type, message), or "drop" (close the connection unanswered).
+    Every SendEmail request's arrival time is kept, and the bodies passed on.
     """
 
     def __init__(self, upstream: str, fault=lambda n: None):
@@ -97,6 +97,9 @@ class FaultProxy:
                         answer = proxy.fault(len(proxy.arrivals) - 1)
                         if answer is None:
                             proxy.forwarded.append(json.loads(body))
+                if answer == "drop":  # read the request, close without an answer
+                    self.close_connection = True
+                    return
                 if answer is not None:
                     status, kind, message = answer
                     data = json.dumps({"message": message}).encode()

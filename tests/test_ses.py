@@ -209,3 +209,21 @@ def test_daily_quota_stops_the_campaign_and_a_later_run_resumes(
     recipients = sent_recipients()
     assert len(recipients) == 4 and len(set(recipients)) == 4
     assert statuses(db) == {"sent": 4}
+
+
+@pytest.mark.usefixtures("ses_env")
+def test_a_lost_answer_is_not_retried_and_left_unknown(runner, db, contacts_csv, monkeypatch):
+    monkeypatch.setenv("SURVEY_SEND_RATE", "50")
+    assert runner("contacts", "import", str(contacts_csv)).exit_code == 0
+    campaign_id = create_campaign(runner)
+    with FaultProxy(os.environ["AWS_ENDPOINT_URL_SESV2"],
+                    lambda n: "drop" if n == 0 else None) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SESV2", proxy.url)
+        result = runner("campaign", "send", str(campaign_id))
+    lines = result.output.splitlines()
+    assert lines[:2] == [
+        "3 sent, 0 failed, 0 skipped, 0 left to send",
+        "1 with unknown fate (interrupted mid-send; not resent, use --retry-unknown to "
+        "resend):"]
+    assert len(proxy.arrivals) == 4  # the dropped request was not sent again
+    assert statuses(db) == {"sent": 3, "sending": 1}

@@ -28,6 +28,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
 )
@@ -108,7 +109,13 @@ class SESBackend:
         else:
             self.pace()  # returns None: botocore goes on and sends the request
 
-    def _no_futile_retry(self, response=None, operation=None, **kwargs) -> None:
+    def _no_futile_retry(self, response=None, operation=None, caught_exception=None,
+                         **kwargs) -> None:
+        # A request sent whose answer was lost (read timeout, connection closed) may have
+        # been accepted: retrying it could send the message twice, so it leaves as is and
+        # becomes FateUnknown. A connection never made is safe to retry, and retried.
+        if isinstance(caught_exception, HTTPClientError):
+            raise caught_exception
         # botocore retries LimitExceededException as throttling; a daily quota or a
         # suspension will not clear in seconds, so end its retries now (the exception
         # leaves send_email and is classified below).
