@@ -214,3 +214,15 @@ def test_the_hook_needs_no_csrf_token(settings, db, signing, monkeypatch, contac
         "/hooks/ses", data=json.dumps(sign(notification(bounce("bob@example.com")),
                                            signing[0])))
     assert response.status_code == 200
+
+
+def test_subscribe_url_off_sns_is_never_fetched(hook, signing, fetched):
+    url = "https://attacker.example/?Action=ConfirmSubscription"
+    message = sign({"Type": "SubscriptionConfirmation", "MessageId": "m-4", "Token": "tok",
+                    "TopicArn": TOPIC, "Message": "You have chosen to subscribe...",
+                    "SubscribeURL": url, "Timestamp": "2026-11-23T05:00:00.000Z"}, signing[0])
+    response = hook(message)
+    assert response.status_code == 400
+    assert response.json == {"error": f"SubscribeURL {url!r} is not an "
+                                      f"https://sns.<region>.amazonaws.com address"}
+    assert fetched == [CERT_URL]  # the certificate, to check the signature; nothing else
