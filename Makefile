@@ -20,10 +20,15 @@ chromium:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
+# The demo's detractor alerts land in the outbox too (instance/outbox/*alert*.eml).
+DEMO_ENV := SURVEY_ENV=development SURVEY_SUPPORT_EMAIL=support@demo.example
+
 demo: $(INSTALLED)
-	SURVEY_ENV=development $(PY) -m survey_mailer.demo
-	SURVEY_ENV=development $(VENV)/bin/gunicorn --bind 127.0.0.1:5000 --workers 2 \
-	  --access-logfile - wsgi:app
+	$(DEMO_ENV) $(PY) -m survey_mailer.demo
+	$(DEMO_ENV) $(VENV)/bin/survey-mailer notify --watch & notify=$$!; \
+	  trap 'kill $$notify 2>/dev/null' EXIT INT TERM; \
+	  $(DEMO_ENV) $(VENV)/bin/gunicorn --bind 127.0.0.1:5000 --workers 2 \
+	    --access-logfile - wsgi:app
 
 test: $(INSTALLED) chromium
 	$(PY) -m ruff check .
