@@ -176,3 +176,11 @@ def test_rate_limiter_never_exceeds_rate_in_any_window(rate):
         assert sum(1 for s in starts[i:] if s < start + window) <= allowed
     # and it is not needlessly slow: the last start is within one window of ideal
     assert starts[-1] <= (60 / allowed) * window
+
+
+def test_outbox_leaves_no_half_written_eml(tmp_path):
+    # A kill mid-write leaves a temporary file: it must never look like a message.
+    (tmp_path / ".tmp-abc.part").write_bytes(b"To: half")
+    backend = OutboxBackend(tmp_path)
+    assert not (tmp_path / ".tmp-abc.part").exists()
+    assert backend.path("c1-d1").name == "c1-d1.eml"

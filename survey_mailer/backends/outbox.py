@@ -17,13 +17,17 @@ class OutboxBackend:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Half-written files of a process killed mid-write; their deliveries are
+        # still `sending`, so nothing in them was counted as delivered.
+        for stale in self.directory.glob(".tmp-*.part"):
+            stale.unlink(missing_ok=True)
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.eml"
 
     def send(self, envelope: Envelope, message: bytes) -> str:
         """Write the message atomically: a reader never sees half a file."""
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(message)
