@@ -178,9 +178,15 @@ def test_rate_limiter_never_exceeds_rate_in_any_window(rate):
     assert starts[-1] <= (60 / allowed) * window
 
 
-def test_outbox_leaves_no_half_written_eml(tmp_path):
-    # A kill mid-write leaves a temporary file: it must never look like a message.
-    (tmp_path / ".tmp-abc.part").write_bytes(b"To: half")
+def test_outbox_writes_through_a_temporary_part_file(tmp_path, monkeypatch):
+    # A kill mid-write leaves the temporary file: it must never look like a message.
+    seen = []
+    real_replace = __import__("os").replace
+    monkeypatch.setattr("survey_mailer.backends.outbox.os.replace",
+                        lambda src, dst: seen.append(src) or real_replace(src, dst))
     backend = OutboxBackend(tmp_path)
-    assert not (tmp_path / ".tmp-abc.part").exists()
-    assert backend.path("c1-d1").name == "c1-d1.eml"
+    from survey_mailer.backends import Envelope
+
+    backend.send(Envelope("a@b.test", "c@d.test", "c1-d1", 1, 1), b"To: c@d.test\r\n\r\nhi")
+    assert seen[0].endswith(".part") and "/.tmp-" in seen[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["c1-d1.eml"]

@@ -17,16 +17,16 @@ class OutboxBackend:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Half-written files of a process killed mid-write; their deliveries are
-        # still `sending`, so nothing in them was counted as delivered.
-        for stale in self.directory.glob(".tmp-*.part"):
-            stale.unlink(missing_ok=True)
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.eml"
 
     def send(self, envelope: Envelope, message: bytes) -> str:
-        """Write the message atomically: a reader never sees half a file."""
+        """Write the message atomically: a reader never sees half a file.
+
+        A process killed mid-write leaves a `.tmp-*.part` file, never an `.eml`; it is not
+        swept here, since another sender may be writing it right now.
+        """
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as f:
