@@ -11,6 +11,7 @@ import sqlite_utils
 from .contacts import valid_email
 from .db import now, write
 from .errors import NotFound, SurveyError
+from .nps import counted_sql
 
 SEGMENT_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]*$")
 
@@ -73,16 +74,17 @@ def get(db: sqlite_utils.Database, campaign_id: int) -> dict:
     return campaign
 
 
-def list_campaigns(db: sqlite_utils.Database) -> list[dict]:
-    """Return every campaign with its delivery and response counts."""
+def list_campaigns(db: sqlite_utils.Database, policy: str = "balanced") -> list[dict]:
+    """Return every campaign with its delivery and counted-response counts."""
     rows = db.execute(
-        """
+        f"""
         SELECT c.*,
           (SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id
              AND d.status = 'sent') AS sent,
           (SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id
              AND d.status IN ('pending', 'sending')) AS unsent,
-          (SELECT count(*) FROM responses r WHERE r.campaign_id = c.id) AS responses
+          (SELECT count(*) FROM responses r WHERE r.campaign_id = c.id
+             AND {counted_sql(policy)}) AS responses
         FROM campaigns c ORDER BY c.id
         """
     ).fetchall()

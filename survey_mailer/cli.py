@@ -169,7 +169,7 @@ def campaign_create(state: State, name, subject, sender, brand, segment, postal_
 @format_option
 def campaign_list(state: State, fmt: str):
     """List campaigns with how many were sent and answered."""
-    rows = campaigns_.list_campaigns(state.db)
+    rows = campaigns_.list_campaigns(state.db, state.config["SURVEY_SCORE_POLICY"])
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

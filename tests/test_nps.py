@@ -126,3 +126,8 @@ def test_export_responses(runner, answered, tmp_path):
     assert [(r["email"], r["score"], r["segment"]) for r in rows] == [
         ("ana@example.com", "10", "promoter"), ("bob@example.com", "3", "detractor"),
         ("chloe@example.com", "8", "passive"), ("sven@example.com", "0", "detractor")]
+
+
+def test_campaign_list_counts_only_counted_responses(runner, answered):
+    campaigns = json.loads(runner("campaign", "list", "--format", "json").output)
+    assert [(c["sent"], c["responses"]) for c in campaigns] == [(4, 3)]  # sven's is filtered
