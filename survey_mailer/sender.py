@@ -216,9 +216,19 @@ class Sender:
         return summary
 
     def _hand_off(self, composer: Composer, envelope: Envelope, row) -> str:
-        message = composer.compose(row["delivery_id"], row["email"], row["name"],
-                                   row["language"])
-        return self.backend.send(envelope, message)
+        try:
+            message = composer.compose(row["delivery_id"], row["email"], row["name"],
+                                       row["language"])
+        except Exception as e:  # nothing was handed over: this one failed, the rest go on
+            raise DeliveryError(f"could not compose the message: {e!r}", permanent=True) from e
+        try:
+            return self.backend.send(envelope, message)
+        except (DeliveryError, SendingStopped):
+            raise
+        except Exception as e:
+            # A failure we did not foresee, mid-hand-off: it may have gone out, so its fate
+            # is unknown (listed, resent only with --retry-unknown), never a lost state.
+            raise FateUnknown(f"unexpected error while handing over: {e!r}") from e
 
     def _collect(self, in_flight: dict, summary: Summary, progress) -> None:
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)

@@ -190,3 +190,41 @@ def test_outbox_writes_through_a_temporary_part_file(tmp_path, monkeypatch):
     backend.send(Envelope("a@b.test", "c@d.test", "c1-d1", 1, 1), b"To: c@d.test\r\n\r\nhi")
     assert seen[0].endswith(".part") and "/.tmp-" in seen[0]
     assert [p.name for p in tmp_path.iterdir()] == ["c1-d1.eml"]
+
+
+class Exploding(OutboxBackend):
+    def send(self, envelope, message):
+        if envelope.recipient.startswith("bob"):
+            raise RuntimeError("socket went away")
+        return super().send(envelope, message)
+
+
+def test_an_unexpected_backend_error_leaves_that_fate_unknown(db, links, settings, runner,
+                                                              contacts_csv):
+    runner("contacts", "import", str(contacts_csv))
+    campaign_id = int(create(runner))
+    summary = Sender(db, Exploding(settings["SURVEY_OUTBOX_DIR"]), links).send(campaign_id)
+    assert summary.sent == 3
+    assert statuses(db, campaign_id)["bob@example.com"] == "sending"  # unknown, not lost
+    assert db.execute("SELECT error FROM deliveries WHERE status = 'sending'").fetchone()[0] \
+        == "unexpected error while handing over: RuntimeError('socket went away')"
+
+
+def test_a_message_that_cannot_be_composed_fails_alone(db, links, settings, runner,
+                                                       contacts_csv, monkeypatch):
+    runner("contacts", "import", str(contacts_csv))
+    campaign_id = int(create(runner))
+    from survey_mailer.compose import Composer
+
+    real = Composer.compose
+
+    def compose(self, delivery_id, email, name, language):
+        if email.startswith("sven"):
+            raise ValueError("bad template")
+        return real(self, delivery_id, email, name, language)
+
+    monkeypatch.setattr(Composer, "compose", compose)
+    summary = Sender(db, OutboxBackend(settings["SURVEY_OUTBOX_DIR"]), links).send(campaign_id)
+    assert (summary.sent, summary.failed) == (3, 1)
+    assert statuses(db, campaign_id)["sven@example.com"] == "failed"
+    assert len(outbox(settings)) == 3
