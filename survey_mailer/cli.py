@@ -6,6 +6,7 @@ import csv
 import functools
 import io
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,13 @@ def command(group: click.Group, *args, **kwargs):
             try:
                 return fn(*a, **kw)
             except SurveyError as e:
+                raise click.ClickException(str(e)) from e
+            except sqlite3.Error as e:  # locked, unreadable, not a database...
+                path = a[0].config["SURVEY_DATABASE"] if a else "?"
+                raise click.ClickException(
+                    f"database {path}: {e} (check SURVEY_DATABASE and that the file is a "
+                    f"survey database, then run survey-mailer init)") from e
+            except OSError as e:  # a folder that cannot be written, a full disk...
                 raise click.ClickException(str(e)) from e
 
         return group.command(*args, **kwargs)(click.pass_obj(wrapper))

@@ -43,3 +43,14 @@ def test_compiled_catalogues_match_their_sources(language):
         mo = {m.id: m.string for m in read_mo(f) if m.id}
     assert mo == po, "run `make translations` to recompile the .mo files"
     assert all(po.values()), "every message needs a translation"
+
+
+def test_a_file_that_is_not_a_database_is_one_line(runner, settings, monkeypatch, tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("these are my notes, not a database " * 50)
+    monkeypatch.setenv("SURVEY_DATABASE", str(bogus))
+    result = runner("contacts", "list")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: database {bogus}: file is not a database (check "
+                             "SURVEY_DATABASE and that the file is a survey database, then run "
+                             "survey-mailer init)\n")
