@@ -11,25 +11,14 @@ from survey_mailer import nps, staff
 from survey_mailer.errors import SurveyError
 
 from .db import get_db
-from .staff import dispatch_after
 
 bp = Blueprint("api", __name__)
 
 CACHE_SECONDS = 300
-ANSWER_PAGES = ("survey.feedback", "survey.comment", "survey.testimonial")
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-
-    @app.after_request
-    def alert_after_answer(response):
-        # A submitted answer is confirmed by a person: alert support right away rather
-        # than at the next `survey-mailer notify` round.
-        if (request.method == "POST" and request.endpoint in ANSWER_PAGES
-                and response.status_code == 200):
-            dispatch_after(response)
-        return response
 
 
 def _json(data, status: int = 200) -> Response:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    after_this_request,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
@@ -15,6 +24,7 @@ from survey_mailer.nps import segment
 from . import csrf, limiter
 from .db import get_db
 from .errors import PageError
+from .staff import dispatch_after
 
 bp = Blueprint("survey", __name__)
 
@@ -150,6 +160,8 @@ def _answer_page(token: str, page: str):
                 contact_ok=segment(score) == "detractor" and form.contact_ok.data,
                 display_name=form.display_name.data.strip() if promoter_page else "",
                 testimonial_consent=promoter_page and form.testimonial_consent.data)
+            # A person sent this: alert support now rather than at the next notify round.
+            after_this_request(dispatch_after)
             return render_template("survey/thanks.html", delivery=found, score=score,
                                    segment=segment(score), token=token,
                                    asked_testimonial=page == "survey.testimonial")
