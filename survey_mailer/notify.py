@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 import sqlite_utils
 
@@ -293,7 +293,9 @@ def alert_message(config: Config, payload: dict) -> EmailMessage:
     msg["From"] = row["sender"]
     msg["To"] = config["SURVEY_SUPPORT_EMAIL"]
     msg["Reply-To"] = formataddr((row["name"], row["email"]))
-    msg["Message-ID"] = make_msgid(domain="survey-mailer.invalid")
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=parseaddr(row["sender"])[1].rpartition("@")[2]
+                                   or "survey-mailer.invalid")
     msg["Auto-Submitted"] = "auto-generated"
     lines = [
         f"{who}{company} answered {row['score']} out of 10 to \"{row['campaign_name']}\".",

@@ -55,6 +55,8 @@ def test_confirmed_detractor_sends_one_alert(db, sent_campaign, alerting, settin
     assert msg["Reply-To"].addresses[0].addr_spec == "ana@example.com"
     assert msg["Reply-To"].addresses[0].display_name == "Ana García"
     assert msg["From"].addresses[0].addr_spec == "nps@acme.test"
+    assert msg["Date"].datetime is not None
+    assert msg["Message-ID"].endswith("@acme.test>")
     body = msg.get_body(("plain",)).get_content()
     assert "Ana García (Acme) answered 2 out of 10" in body
     assert "Support never answered" in body
