@@ -151,9 +151,11 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
     sent_sql = f"""
         SELECT {key_d} AS key, count(*) FROM {source_d}
         WHERE {where_d} AND d.status = 'sent' GROUP BY key"""
-    if (by or "").startswith("attribute:") and campaign_id is None:
-        # An attribute has no index: sum per contact first (in contact order, no sort),
-        # so the key is read from JSON once per contact rather than once per response.
+    if (by == "company" or (by or "").startswith("attribute:")) and campaign_id is None:
+        # Many keys (companies, attribute values): sum per contact first (in contact order,
+        # no sort), so each key is looked up once per contact rather than once per
+        # response. Measured over a million responses: by company 0.74-0.84 s -> 0.59-0.64
+        # s; by language (four keys) it was slower, so languages keep the join below.
         counted_sql_ = f"""
             SELECT {key_r} AS key, sum(a.n), sum(a.p), sum(a.d) FROM (
                 SELECT r.contact_id AS cid, count(*) AS n, sum(r.score >= 9) AS p,
