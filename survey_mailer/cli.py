@@ -437,5 +437,34 @@ def api_key_create(state: State, name: str):
     click.echo(key)
 
 
+@command(api_key, "list")
+@format_option
+def api_key_list(state: State, fmt: str):
+    """List API keys: id, name, first characters, created, last used, revoked."""
+    from . import staff as staff_
+
+    rows = staff_.list_api_keys(state.db)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        status = f"revoked {row['revoked_at'][:16]}" if row["revoked_at"] else (
+            f"last used {row['last_used_at'][:16]}" if row["last_used_at"] else "never used")
+        click.echo(f"{row['id']}\t{row['name']}\t{row['prefix']}...\t"
+                   f"created {row['created_at'][:16]}\t{status}")
+
+
+@command(api_key, "revoke")
+@click.argument("key_id", type=int)
+def api_key_revoke(state: State, key_id: int):
+    """Revoke an API key by its id (see `api-key list`); it stops working at once."""
+    from . import staff as staff_
+
+    if staff_.revoke_api_key(state.db, key_id):
+        click.echo(f"API key {key_id} is revoked")
+    else:
+        click.echo(f"API key {key_id} was already revoked")
+
+
 def main():  # pragma: no cover - console script entry
     cli()

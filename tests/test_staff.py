@@ -477,3 +477,20 @@ def test_stats_api_needs_a_bearer_key(client, answered, runner):
     bad = client.get("/api/v1/stats?by=nonsense", headers={"Authorization": f"Bearer {key}"})
     assert bad.status_code == 400
     assert "cannot group by" in bad.json["error"]
+
+
+def test_api_keys_are_listed_and_revoked(client, answered, runner):
+    key = runner("api-key", "create", "--name", "website").output.strip().splitlines()[-1]
+    listed = runner("api-key", "list").output.splitlines()
+    assert len(listed) == 1
+    assert listed[0].startswith(f"1\twebsite\t{key[:7]}...\tcreated ")
+    assert listed[0].endswith("never used")
+    auth = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/stats", headers=auth).status_code == 200
+    assert "\tlast used " in runner("api-key", "list").output
+    assert key not in runner("api-key", "list", "--format", "json").output
+    assert runner("api-key", "revoke", "1").output == "API key 1 is revoked\n"
+    assert client.get("/api/v1/stats", headers=auth).status_code == 401
+    assert runner("api-key", "revoke", "1").output == "API key 1 was already revoked\n"
+    result = runner("api-key", "revoke", "9")
+    assert (result.exit_code, result.output) == (1, 'Error: API key "9" does not exist\n')
