@@ -83,13 +83,18 @@ def _ours(tmp: Path, links: Links, name: str) -> float:
     database, campaign_id = _database(tmp, name, MESSAGES)
     backend = SESBackend.from_config(config_.load())
     sender = Sender(database, backend, links, rate=None, concurrency=backend.concurrency)
+    return _send_all(sender, campaign_id, MESSAGES)
+
+
+def _send_all(sender: Sender, campaign_id: int, expected: int) -> float:
+    """Send the whole campaign, close its backend and database; return messages per second."""
     started = time.perf_counter()
     summary = sender.send(campaign_id)
     seconds = time.perf_counter() - started
-    backend.close()
-    database.close()
-    assert summary.sent == MESSAGES, summary
-    return MESSAGES / seconds
+    sender.backend.close()
+    sender.db.close()
+    assert summary.sent == expected, summary
+    return expected / seconds
 
 
 def _bare(message: bytes) -> float:
@@ -130,13 +135,8 @@ def _rate(tmp: Path, links: Links) -> tuple[int, int, float]:
     slots: list[float] = []
     limiter = RateLimiter(RATE, record=slots, margin=RATE_MARGIN)
     sender = Sender(database, backend, links, limiter=limiter, concurrency=backend.concurrency)
-    started = time.perf_counter()
-    summary = sender.send(campaign_id)
-    seconds = time.perf_counter() - started
-    backend.close()
-    database.close()
-    assert summary.sent == RATE_MESSAGES, summary
-    return _max_in_window(slots), _max_in_window(handed), RATE_MESSAGES / seconds
+    per_second = _send_all(sender, campaign_id, RATE_MESSAGES)
+    return _max_in_window(slots), _max_in_window(handed), per_second
 
 
 def run() -> list[tuple]:
