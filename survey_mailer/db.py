@@ -18,8 +18,9 @@ migrations = Migrations("survey_mailer")
 
 
 def now() -> str:
-    """Return the current UTC time as SQLite-friendly ISO text."""
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """Return the current UTC time as SQLite-friendly ISO text ("%Y-%m-%d %H:%M:%S.%f")."""
+    # isoformat rather than strftime: a fifth of the cost, and this runs per click.
+    return datetime.now(UTC).isoformat(" ", "microseconds")[:26]
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
@@ -313,3 +314,10 @@ def m009_report_indexes(db: sqlite_utils.Database) -> None:
         CREATE INDEX deliveries_sent_at ON deliveries(sent_at, status, campaign_id)
         """
     )
+
+
+@migrations()
+def m010_fewer_response_indexes(db: sqlite_utils.Database) -> None:
+    # Every index is written by every click (SPEC 9: the score route's speed), and
+    # responses_counts starts with campaign_id, so it serves every lookup this one did.
+    db.execute("DROP INDEX responses_campaign")
