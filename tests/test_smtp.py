@@ -25,6 +25,7 @@ class Recorder:
     def __init__(self):
         self.messages: list[dict] = []
         self.rcpt_replies: dict[str, list[str]] = {}
+        self.hang_up_after_data: set[str] = set()  # take the message, drop before replying
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         replies = self.rcpt_replies.get(address)
@@ -34,6 +35,11 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.hang_up_after_data & set(envelope.rcpt_tos):
+            self.hang_up_after_data -= set(envelope.rcpt_tos)
+            self.messages.append({"to": list(envelope.rcpt_tos), "hung_up": True})
+            server.transport.close()  # the message arrived; its reply never leaves
+            return "250 2.0.0 queued"
         self.messages.append({
             "from": envelope.mail_from, "to": list(envelope.rcpt_tos),
             "message": email.message_from_bytes(envelope.content, policy=email.policy.default),
@@ -237,3 +243,27 @@ def test_unreachable_server_stops_the_campaign(runner, db, links, contacts_csv, 
     assert set(statuses(db).values()) == {"pending"}
     with db_.write(db):
         pass  # the database is not left locked
+
+
+def test_a_connection_lost_after_the_message_leaves_its_fate_unknown(
+        smtp_server, runner, db, links, contacts_csv):
+    # The server took the whole message and hung up before its reply: it may well deliver
+    # it, so the delivery is neither sent nor retried, but listed as unknown. Resending
+    # it is the operator's call (--retry-unknown); the other contacts go out meanwhile.
+    server = smtp_server("none")
+    server.handler.hang_up_after_data = {"bob@example.com"}
+    campaign_id = int(campaign(runner, contacts_csv))
+    summary = send(db, links, server, campaign_id)
+    assert (summary.sent, summary.failed) == (3, 0)
+    assert summary.unknown == ["bob@example.com"]
+    assert statuses(db)["bob@example.com"] == "sending"
+    received = [m["to"][0] for m in server.handler.messages]
+    assert sorted(received) == EMAILS and received.count("bob@example.com") == 1
+
+    result = runner("campaign", "send", str(campaign_id))  # not resent without asking
+    assert result.output.startswith("0 sent, 0 failed, 0 skipped, 0 left to send")
+    assert "bob@example.com" in result.output
+    result = runner("campaign", "send", str(campaign_id), "--retry-unknown")
+    assert result.output.startswith("1 sent, 0 failed, 0 skipped, 0 left to send")
+    assert statuses(db)["bob@example.com"] == "sent"
+    assert [m["to"][0] for m in server.handler.messages].count("bob@example.com") == 2
