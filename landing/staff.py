@@ -50,7 +50,6 @@ login_manager.login_view = "staff.login"
 login_manager.login_message = "Please log in to see the staff workspace."
 login_manager.login_message_category = "info"
 
-SESSION_HOURS = 8  # idle and absolute limit of a staff session
 LOGIN_LIMIT = "10 per minute;50 per hour"
 BREAKDOWNS = {"company": "Company", "language": "Language", "campaign": "Campaign"}
 PAGE_SIZE = 100
@@ -72,7 +71,8 @@ def init_app(app: Flask) -> None:
     """Register the workspace, its login manager and the session lifetime."""
     if app.config["PERMANENT_SESSION_LIFETIME"] == Flask.default_config[
             "PERMANENT_SESSION_LIFETIME"]:
-        app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=SESSION_HOURS)
+        app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(
+            hours=app.extensions["survey"]["SURVEY_STAFF_SESSION_HOURS"])
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config["SESSION_COOKIE_SECURE"])
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     login_manager.init_app(app)

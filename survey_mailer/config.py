@@ -22,6 +22,7 @@ class Setting:
     help: str
     choices: tuple[str, ...] = ()
     kind: type = str
+    positive: bool = False  # numbers only: zero is refused too
 
 
 SETTINGS = [
@@ -70,6 +71,9 @@ SETTINGS = [
     Setting("SURVEY_BURST_SECONDS", "10",
             "different scores for one email within this many seconds are a scanner's burst; "
             "also how long a response waits before alerts", kind=float),
+    Setting("SURVEY_STAFF_SESSION_HOURS", "8",
+            "a staff login ends after this many hours, active or not", kind=float,
+            positive=True),
     Setting("SURVEY_SCANNER_USER_AGENTS", None,
             "extra files (comma-separated) of scanner user-agent substrings, one a line"),
     Setting("SURVEY_SCANNER_NETWORKS", None,
@@ -97,6 +101,8 @@ def _parse(setting: Setting, raw: str | None) -> Any:
             ) from None
         if value < 0:
             raise ConfigError(f"{setting.name}={raw!r} must not be negative")
+        if setting.positive and value == 0:
+            raise ConfigError(f"{setting.name}={raw!r} must be more than 0")
         return value
     return raw
 

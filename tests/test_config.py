@@ -55,6 +55,7 @@ def test_readme_documents_every_setting():
      "SURVEY_RESURVEY_DAYS='ninety' is not a number: "
      "a contact is not surveyed again within this many days"),
     ("SURVEY_SEND_RATE", "-1", "SURVEY_SEND_RATE='-1' must not be negative"),
+    ("SURVEY_STAFF_SESSION_HOURS", "0", "SURVEY_STAFF_SESSION_HOURS='0' must be more than 0"),
 ])
 def test_bad_values_name_the_value(settings, monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)

@@ -161,6 +161,20 @@ def test_session_ends_after_its_lifetime(staff_client, app):
     assert staff_client.get("/staff/").status_code == 302
 
 
+def test_session_length_is_a_setting(settings, db, staff_user, monkeypatch):
+    monkeypatch.setenv("SURVEY_STAFF_SESSION_HOURS", "0.5")
+    app = create_app({"TESTING": True, "RATELIMIT_ENABLED": False})
+    assert app.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 1800
+    client = app.test_client()
+    login(client)
+    with client.session_transaction() as session:
+        session["login_at"] = datetime.now(UTC).timestamp() - 25 * 60
+    assert client.get("/staff/").status_code == 200  # 25 minutes in: still on
+    with client.session_transaction() as session:
+        session["login_at"] = datetime.now(UTC).timestamp() - 31 * 60
+    assert client.get("/staff/").status_code == 302  # 31 minutes: logged out
+
+
 def test_session_cookie_is_secure_outside_development(settings, db, staff_user):
     app = create_app({"TESTING": True, "RATELIMIT_ENABLED": False,
                       "SURVEY_BASE_URL": "https://nps.acme.test"})
