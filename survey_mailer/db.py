@@ -19,7 +19,7 @@ migrations = Migrations("survey_mailer")
 
 def now() -> str:
     """Return the current UTC time as SQLite-friendly ISO text ("%Y-%m-%d %H:%M:%S.%f")."""
-    # isoformat rather than strftime: a fifth of the cost, and this runs per click.
+    # isoformat rather than strftime: about 2.2 instead of 3.4 us, and this runs per click.
     return datetime.now(UTC).isoformat(" ", "microseconds")[:26]
 
 

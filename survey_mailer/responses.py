@@ -32,7 +32,7 @@ def ip_hash(ip: str | None, key: str) -> str:
     """Return a keyed hash of an IP address: comparable, never reversible to the address."""
     if not ip:
         return ""
-    keyed = _keyed_hmac(key).copy()  # a copy of the keyed state: a fifth of hmac.new's cost
+    keyed = _keyed_hmac(key).copy()  # copying the keyed state: 2.3 us instead of 3.9
     keyed.update(ip.encode())
     return keyed.hexdigest()[:16]
 
