@@ -4,13 +4,15 @@ A temporary database gets one campaign sent to 73,000 contacts; gunicorn serves 
 app (`bench_app()` below adds a bare route that does nothing) with 2 sync workers, and
 `wrk` (Debian's package, installed here when missing) drives 64 connections:
 
-- the bare route, then the score route with one click per email (a person's click: logged,
-  classified, the response written), then the score route over 8 connections, in three
-  rounds; the ratio compares the best round of each at 64 connections;
-- the score route with all eleven links of each email (a scanner's burst: the heavier path
-  that marks the burst automated);
+- the bare route, then the score route with one click per email (a person's click,
+  appended to the click log), then the score route over 8 connections, in three rounds;
+  the ratio compares the best round of each at 64 connections;
+- the score route with all eleven links of each email (a scanner's burst);
 - then 10,000 clicks on fresh emails over 64 connections from an asyncio client, every one
-  of which must be in the click log, with no error.
+  of which must be in the click log, with no error;
+- last, the whole click log is folded into responses, as `notify --watch` does every few
+  seconds: how fast (it must keep up with the score route), every burst automated, every
+  single click counted.
 
 The p99 bar is read at 8 connections (4 per worker). Both workers are as busy there as at
 64 connections (the rate is about the same), but at 64 each request also waits behind
@@ -131,6 +133,7 @@ def run() -> list[tuple[str, float, float, str]]:
             logged_exact = _count(env, "delivery_id > ?", [HUMAN_EMAILS + SCANNER_EMAILS])
         finally:
             _stop(server)
+        fold = _fold(env)
 
     best_bare = max(bare, key=lambda r: r["rps"])
     best_human = max(human, key=lambda r: r["rps"])
@@ -156,7 +159,7 @@ def run() -> list[tuple[str, float, float, str]]:
          f"{CONNECTIONS} / {full_rps:.0f} req/s = {CONNECTIONS / full_rps * 1000:.0f} ms on "
          "average, not the route; lower is better", "lower"),
         ("clicks: scanner bursts req/s vs bare route", scanner["rps"], best_bare["rps"],
-         f"all eleven links of each email, each burst marked automated; p99 "
+         f"all eleven links of each email, logged (classified by the fold below); p99 "
          f"{scanner['p99_ms']:.1f} ms; higher is better", "higher"),
         ("clicks: logged vs answered under wrk", logged_human, answered_human,
          "clicks in the log / score requests wrk saw answered (a few more may be logged: "
@@ -164,6 +167,16 @@ def run() -> list[tuple[str, float, float, str]]:
         (f"clicks: {EXACT_CLICKS:,} over {CONNECTIONS} connections, logged", logged_exact,
          EXACT_CLICKS, f"{exact['errors']} errors, {exact['rps']:.0f} req/s from an asyncio "
          f"client; higher is better", "higher"),
+        ("clicks: the log folded into responses, clicks/s vs the score route", fold["rps"],
+         best_human["rps"], f"{fold['clicks']:,} clicks in {fold['seconds']:.2f} s, in "
+         "batches of 1,000 as readers and notify --watch fold them: the fold keeps up when "
+         "above 1x; higher is better", "higher"),
+        ("clicks: scanner bursts folded as automated", fold["burst_automated"],
+         fold["bursts"], "emails clicked with two or more scores whose response is "
+         "automated / all of them; higher is better", "higher"),
+        ("clicks: single clicks folded as counted", fold["single_counted"], fold["singles"],
+         "emails clicked once (a person) whose response counts / all of them; "
+         "higher is better", "higher"),
         ("clicks: errors in all runs", errors, 0,
          "socket errors, timeouts and unexpected statuses; lower is better", "lower"),
     ]
@@ -246,6 +259,33 @@ def _count(env: dict[str, str], where: str, params: list) -> int:
                                 params).fetchone()[0]
     finally:
         database.close()
+
+
+def _fold(env: dict[str, str]) -> dict:
+    """Fold the click log into responses; return the time taken and what it classified."""
+    from survey_mailer import db, humans
+
+    database = db.connect(env["SURVEY_DATABASE"])
+    try:
+        started = time.perf_counter()
+        clicks = humans.fold(database)
+        seconds = time.perf_counter() - started
+        outcome = database.execute(
+            """
+            SELECT count(*) FILTER (WHERE k.scores > 1),
+                   count(*) FILTER (WHERE k.scores > 1 AND r.automated = 1),
+                   count(*) FILTER (WHERE k.clicks = 1),
+                   count(*) FILTER (WHERE k.clicks = 1 AND r.automated = 0)
+            FROM (SELECT delivery_id, count(*) AS clicks, count(DISTINCT score) AS scores
+                  FROM clicks GROUP BY delivery_id) AS k
+            JOIN responses r ON r.delivery_id = k.delivery_id
+            """).fetchone()
+    finally:
+        database.close()
+    bursts, burst_automated, singles, single_counted = outcome
+    return {"clicks": clicks, "seconds": seconds, "rps": clicks / seconds, "bursts": bursts,
+            "burst_automated": burst_automated, "singles": singles,
+            "single_counted": single_counted}
 
 
 def _gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:

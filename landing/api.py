@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, Flask, Response, current_app, g, render_template, request, url_for
 
 from survey_mailer import campaigns as campaigns_
-from survey_mailer import nps, staff
+from survey_mailer import humans, nps, staff
 from survey_mailer.errors import SurveyError
 
 from .db import get_db
@@ -82,12 +82,14 @@ def stats():
         return _api_error(401, "send an API key as: Authorization: Bearer KEY")
     campaign = request.args.get("campaign")
     by = request.args.get("by") or None
+    settings = current_app.extensions["survey"]
+    humans.fold(get_db(), settings["SURVEY_BURST_SECONDS"])
     try:
         campaign_id = int(campaign) if campaign else None
         if campaign_id is not None:
             campaigns_.get(get_db(), campaign_id)
         result = nps.report(get_db(), campaign_id=campaign_id, by=by,
-                            policy=current_app.extensions["survey"]["SURVEY_SCORE_POLICY"])
+                            policy=settings["SURVEY_SCORE_POLICY"])
     except ValueError:
         return _api_error(400, f'campaign "{campaign}" is not a number')
     except SurveyError as e:

@@ -37,7 +37,7 @@ from markupsafe import Markup
 from wtforms import EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from survey_mailer import charts, notify, nps, responses, staff
+from survey_mailer import charts, humans, notify, nps, responses, staff
 from survey_mailer import db as db_
 from survey_mailer.errors import NotFound, SurveyError
 
@@ -99,6 +99,8 @@ def session_expiry():
             session.clear()
             flash("Your session has ended. Please log in again.", "info")
             return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+    if current_user.is_authenticated:  # every staff page reads responses
+        humans.fold(get_db(), _settings()["SURVEY_BURST_SECONDS"])
     return None
 
 

@@ -114,14 +114,13 @@ def _clicks_unlimited() -> bool:
 
 
 def _record(delivery: dict | int, score: int | None, kind: str = "score") -> None:
-    settings = _settings()
     user_agent = request.user_agent.string
     # The raw address is only looked at here, against the scanner networks; it is stored
     # as a keyed hash.
-    reason = humans.scanners_for(settings).reason(user_agent, request.remote_addr)
-    humans.record_click(get_db(), delivery, score, method=request.method, kind=kind,
-                        user_agent=user_agent, ip_hash=_ip_hash(), reason=reason,
-                        burst_seconds=settings["SURVEY_BURST_SECONDS"])
+    reason = humans.scanners_for(_settings()).reason(user_agent, request.remote_addr)
+    delivery_id = delivery if isinstance(delivery, int) else delivery["id"]
+    humans.log_click(get_db(), delivery_id, score, method=request.method, kind=kind,
+                     user_agent=user_agent, ip_hash=_ip_hash(), reason=reason)
 
 
 @bp.post("/b/<token>")
@@ -131,7 +130,8 @@ def beacon(token: str):
     """Confirm a response: the landing page saw a real pointer, touch or key event."""
     delivery_id = current_app.extensions["links"].delivery_id("beacon", token)
     event = request.form.get("event", "")[:20]
-    humans.confirm(get_db(), delivery_id, by=f"beacon:{event}" if event else "beacon")
+    humans.confirm(get_db(), delivery_id, by=f"beacon:{event}" if event else "beacon",
+                   burst_seconds=_settings()["SURVEY_BURST_SECONDS"])
     return "", 204
 
 
@@ -161,7 +161,8 @@ def _answer_page(token: str, page: str):
                 get_db(), found, score=score, comment=form.comment.data.strip(),
                 contact_ok=segment(score) == "detractor" and form.contact_ok.data,
                 display_name=form.display_name.data.strip() if promoter_page else "",
-                testimonial_consent=promoter_page and form.testimonial_consent.data)
+                testimonial_consent=promoter_page and form.testimonial_consent.data,
+                burst_seconds=_settings()["SURVEY_BURST_SECONDS"])
             # A person sent this: alert support now rather than at the next notify round.
             after_this_request(dispatch_after)
             return render_template("survey/thanks.html", delivery=found, score=score,

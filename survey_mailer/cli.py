@@ -17,8 +17,8 @@ from . import campaigns as campaigns_
 from . import config as config_
 from . import contacts as contacts_
 from . import db as db_
+from . import humans, nps, responses
 from . import links as links_
-from . import nps, responses
 from .backends import get_backend
 from .compose import Composer
 from .errors import ImportFailed, SurveyError
@@ -43,6 +43,8 @@ class State:
         if self._db is None:
             self._db = db_.connect(self.config["SURVEY_DATABASE"])
             db_.migrate(self._db)
+            # Responses are folded from the click log by whoever reads them next.
+            humans.fold(self._db, self.config["SURVEY_BURST_SECONDS"])
         return self._db
 
 

@@ -321,3 +321,14 @@ def m010_fewer_response_indexes(db: sqlite_utils.Database) -> None:
     # Every index is written by every click (SPEC 9: the score route's speed), and
     # responses_counts starts with campaign_id, so it serves every lookup this one did.
     db.execute("DROP INDEX responses_campaign")
+
+
+@migrations()
+def m011_clicks_folded(db: sqlite_utils.Database) -> None:
+    # The score route only appends to the click log (SPEC 9: the route's speed); responses
+    # are folded from the log, in click order, by whoever reads them next. until_id is the
+    # last click folded; the clicks so far were folded as they came.
+    db.execute("CREATE TABLE clicks_folded (id INTEGER PRIMARY KEY CHECK (id = 1),"
+               " until_id INTEGER NOT NULL)")
+    db.execute("INSERT INTO clicks_folded (id, until_id)"
+               " SELECT 1, coalesce(max(id), 0) FROM clicks")

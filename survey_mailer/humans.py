@@ -14,6 +14,10 @@ A response is *confirmed* by a human signal: a real pointer, touch or key event 
 landing page (the beacon), a form submission, or staff restoring it by hand. Confirmation
 overrides every heuristic, and clicks never change a confirmed response (the person can still
 change their score with the page's form). Otherwise the latest unflagged click's score wins.
+
+The score route only appends to the click log (`log_click`): one INSERT, so clicks stay
+cheap under load (SPEC 9). Responses are folded from the log in click order (`fold`) by
+whatever reads them next, with the same result as folding each click the moment it came.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ USER_AGENTS_FILE = DATA / "scanner_user_agents.txt"
 NETWORKS_FILE = DATA / "scanner_networks.txt"
 STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the format of db.now(): compares as text
 DEFAULT_BURST_SECONDS = 10.0
+FOLD_BATCH = 1000  # clicks folded per write transaction: tens of milliseconds of lock
 IPV4_MAPPED = bytes(10) + b"\xff\xff"
 
 
@@ -159,56 +164,101 @@ def shift(stamp: str, seconds: float) -> str:
     return moved.isoformat(sep=" ", timespec="microseconds")
 
 
-def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None, *,
-                 method: str, user_agent: str = "", ip_hash: str = "", kind: str = "score",
-                 reason: str | None = None,
-                 burst_seconds: float = DEFAULT_BURST_SECONDS) -> str | None:
-    """Log a click, classify it with its neighbours, update the response; return why automated.
+def log_click(db: sqlite_utils.Database, delivery_id: int, score: int | None, *,
+              method: str, user_agent: str = "", ip_hash: str = "", kind: str = "score",
+              reason: str | None = None) -> None:
+    """Append a click to the click log: the score route's whole write, one INSERT.
 
     `reason` says why the request is already known to be automated (a scanner list match);
-    a honeypot hit is always automated. Everything happens in one write transaction on the
-    caller's connection, so the score route costs one lock and no extra connection.
-    `delivery` is a delivery (dict) or its id: the click's foreign key checks that it
-    exists, so the route needs no lookup of its own. Raise NotFound when it does not.
+    a honeypot hit always is. Bursts and a honeypot's neighbours are found when the click is
+    folded into its response (`fold`). The click's foreign key checks that the delivery
+    exists, so the route needs no lookup of its own: raise NotFound when it does not.
     """
     if kind == "honeypot":
         reason = "honeypot"
-    delivery_id = delivery if isinstance(delivery, int) else delivery["id"]
     with db_.write(db) as conn:
-        stamp = db_.now()  # taken under the write lock: clicks of a delivery stay in order
-        start = shift(stamp, -burst_seconds)
         try:
             conn.execute(
                 "INSERT INTO clicks (delivery_id, score, kind, method, user_agent, ip_hash,"
                 " clicked_at, automated, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [delivery_id, score, kind, method, user_agent[:500], ip_hash, stamp,
+                # The time is taken under the write lock: a delivery's clicks stay in order.
+                [delivery_id, score, kind, method, user_agent[:500], ip_hash, db_.now(),
                  int(reason is not None), reason])
         except sqlite3.IntegrityError as e:  # FOREIGN KEY: no such delivery
             raise NotFound("delivery", delivery_id) from e
-        scores, honeypot = conn.execute(
-            "SELECT count(DISTINCT score), max(kind = 'honeypot') FROM clicks"
-            " WHERE delivery_id = ? AND clicked_at >= ?",  # the clicks_delivery index
-            [delivery_id, start]).fetchone()
-        if honeypot or scores > 1:
-            reason = "honeypot" if honeypot else "burst"
-            _mark_window(conn, delivery_id, score, reason, stamp, start)
-        elif score is None:
-            pass
-        elif reason is None:
-            conn.execute(
-                """
-                INSERT INTO responses (delivery_id, campaign_id, contact_id, score,
-                                       created_at, responded_at, last_click_at)
-                SELECT id, campaign_id, contact_id, ?, ?, ?, ? FROM deliveries WHERE id = ?
-                ON CONFLICT (delivery_id) DO UPDATE SET
-                    score = excluded.score, automated = 0,
-                    responded_at = excluded.responded_at, last_click_at = excluded.last_click_at
-                WHERE responses.confirmed = 0
-                """,
-                [score, stamp, stamp, stamp, delivery_id])
-        else:
-            _automated_score(conn, delivery_id, score, stamp, start)
-    return reason
+
+
+def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None, *,
+                 burst_seconds: float = DEFAULT_BURST_SECONDS, **click) -> None:
+    """Log a click and fold it into its response at once (for scripts and the demo)."""
+    delivery_id = delivery if isinstance(delivery, int) else delivery["id"]
+    log_click(db, delivery_id, score, **click)
+    fold(db, burst_seconds)
+
+
+# Folding clicks into responses ------------------------------------------------------------
+
+
+def fold(db: sqlite_utils.Database, burst_seconds: float = DEFAULT_BURST_SECONDS) -> int:
+    """Fold the clicks logged since the last fold into responses; return how many.
+
+    Whatever reads responses calls this first (reports, staff pages, the API, notify,
+    reminders, the landing forms). When nothing is pending it costs one read and takes no
+    lock; a backlog is folded in batches, so clicks never wait long for the write lock.
+    """
+    folded = 0
+    while db.execute("SELECT max(id) > (SELECT until_id FROM clicks_folded)"
+                     " FROM clicks").fetchone()[0]:
+        with db_.write(db) as conn:
+            folded += fold_pending(conn, burst_seconds, FOLD_BATCH)
+    return folded
+
+
+def fold_pending(conn: sqlite3.Connection, burst_seconds: float,
+                 limit: int | None = None) -> int:
+    """Fold pending clicks, oldest first, in the caller's write transaction; return how many."""
+    (until,) = conn.execute("SELECT until_id FROM clicks_folded").fetchone()
+    rows = conn.execute(
+        "SELECT id, delivery_id, score, clicked_at, reason FROM clicks WHERE id > ?"
+        " ORDER BY id LIMIT ?", [until, -1 if limit is None else limit]).fetchall()
+    for row in rows:
+        _fold_click(conn, *row, burst_seconds=burst_seconds)
+    if rows:
+        conn.execute("UPDATE clicks_folded SET until_id = ?", [rows[-1][0]])
+    return len(rows)
+
+
+def _fold_click(conn: sqlite3.Connection, click_id: int, delivery_id: int, score: int | None,
+                stamp: str, reason: str | None, *, burst_seconds: float) -> None:
+    """Classify one click with the clicks before it in its window; update the response.
+
+    Every query stops at this click (id <= click_id), so a batch folds exactly as if each
+    click had been folded the moment it came.
+    """
+    start = shift(stamp, -burst_seconds)
+    scores, honeypot = conn.execute(
+        "SELECT count(DISTINCT score), max(kind = 'honeypot') FROM clicks"
+        " WHERE delivery_id = ? AND clicked_at >= ? AND id <= ?",  # the clicks_delivery index
+        [delivery_id, start, click_id]).fetchone()
+    if honeypot or scores > 1:
+        reason = "honeypot" if honeypot else "burst"
+        _mark_window(conn, click_id, delivery_id, score, reason, stamp, start)
+    elif score is None:
+        pass
+    elif reason is None:
+        conn.execute(
+            """
+            INSERT INTO responses (delivery_id, campaign_id, contact_id, score,
+                                   created_at, responded_at, last_click_at)
+            SELECT id, campaign_id, contact_id, ?, ?, ?, ? FROM deliveries WHERE id = ?
+            ON CONFLICT (delivery_id) DO UPDATE SET
+                score = excluded.score, automated = 0,
+                responded_at = excluded.responded_at, last_click_at = excluded.last_click_at
+            WHERE responses.confirmed = 0
+            """,
+            [score, stamp, stamp, stamp, delivery_id])
+    else:
+        _automated_score(conn, delivery_id, score, stamp, start)
 
 
 def _automated_score(conn, delivery_id: int, score: int, stamp: str, start: str) -> None:
@@ -228,13 +278,13 @@ def _automated_score(conn, delivery_id: int, score: int, stamp: str, start: str)
         [score, stamp, stamp, stamp, delivery_id, start])
 
 
-def _mark_window(conn, delivery_id: int, score: int | None, reason: str, stamp: str,
-                 start: str) -> None:
+def _mark_window(conn, click_id: int, delivery_id: int, score: int | None, reason: str,
+                 stamp: str, start: str) -> None:
     """Mark every click of the window automated, and the response its clicks made."""
     conn.execute(
         "UPDATE clicks SET automated = 1, reason = coalesce(reason, ?)"
-        " WHERE delivery_id = ? AND clicked_at >= ? AND automated = 0",
-        [reason, delivery_id, start])
+        " WHERE delivery_id = ? AND clicked_at >= ? AND id <= ? AND automated = 0",
+        [reason, delivery_id, start, click_id])
     conn.execute(
         "UPDATE responses SET automated = 1"
         " WHERE delivery_id = ? AND confirmed = 0 AND last_click_at >= ?",
@@ -245,7 +295,8 @@ def _mark_window(conn, delivery_id: int, score: int | None, reason: str, stamp: 
     # earlier person's score; put that one back.
     human = conn.execute(
         "SELECT score, clicked_at FROM clicks WHERE delivery_id = ? AND kind = 'score'"
-        " AND automated = 0 ORDER BY clicked_at DESC LIMIT 1", [delivery_id]).fetchone()
+        " AND automated = 0 AND id <= ? ORDER BY clicked_at DESC LIMIT 1",
+        [delivery_id, click_id]).fetchone()
     if human is not None:
         conn.execute(
             "UPDATE responses SET score = ?, automated = 0, last_click_at = ?,"
@@ -256,9 +307,12 @@ def _mark_window(conn, delivery_id: int, score: int | None, reason: str, stamp: 
 # Confirmation -----------------------------------------------------------------------------
 
 
-def confirm(db: sqlite_utils.Database, delivery_id: int, *, by: str) -> bool:
+def confirm(db: sqlite_utils.Database, delivery_id: int, *, by: str,
+            burst_seconds: float = DEFAULT_BURST_SECONDS) -> bool:
     """Mark a delivery's response confirmed by a human signal; return whether one exists."""
+    fold(db, burst_seconds)  # the click that made the response may still be pending
     with db_.write(db) as conn:
+        fold_pending(conn, burst_seconds)  # and any logged since
         cursor = conn.execute(
             "UPDATE responses SET confirmed = 1, confirmed_at = coalesce(confirmed_at, ?),"
             " confirmed_by = coalesce(confirmed_by, ?) WHERE delivery_id = ?",

@@ -33,7 +33,7 @@ from .backends import Envelope, get_backend
 from .config import Config
 from .db import now, write
 from .errors import DeliveryError, SurveyError
-from .humans import alertable_sql
+from .humans import alertable_sql, fold
 from .nps import counted_sql, segment
 
 MAX_ATTEMPTS = 8
@@ -84,6 +84,7 @@ def scan(db: sqlite_utils.Database, config: Config) -> int:
     Responses are looked at from a stored watermark on `responded_at`, which then advances
     to a minute before the settling cutoff: anything older is settled and already seen.
     """
+    fold(db, burst_seconds(config))  # the clicks logged since the last reader came
     since = db.execute(
         "SELECT value FROM notify_state WHERE name = 'scanned_until'").fetchone()
     since = since[0] if since else "0"

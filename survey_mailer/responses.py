@@ -16,7 +16,13 @@ from .nps import counted_sql, segment
 
 DELIVERY_SQL = """
     SELECT d.id, d.campaign_id, d.contact_id, c.email, c.name, c.language, c.company,
-           cp.brand, r.score, r.comment, r.display_name, r.testimonial_consent, r.contact_ok
+           cp.brand, r.comment,
+           -- What the person chose last: a confirmed answer, else the latest click, which
+           -- may not be folded into the response yet.
+           CASE WHEN r.confirmed THEN r.score ELSE coalesce(
+               (SELECT k.score FROM clicks k WHERE k.delivery_id = d.id AND k.kind = 'score'
+                ORDER BY k.clicked_at DESC LIMIT 1), r.score) END AS score,
+           r.display_name, r.testimonial_consent, r.contact_ok
     FROM deliveries d
     JOIN contacts c ON c.id = d.contact_id
     JOIN campaigns cp ON cp.id = d.campaign_id
@@ -55,22 +61,21 @@ def click_target(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None, *,
-                 method: str, user_agent: str = "", ip_hash: str = "", kind: str = "score",
-                 reason: str | None = None,
-                 burst_seconds: float = humans.DEFAULT_BURST_SECONDS) -> str | None:
-    """Log a click and update the response as humans.record_click decides; return its reason."""
-    return humans.record_click(db, delivery, score, method=method, user_agent=user_agent,
-                               ip_hash=ip_hash, kind=kind, reason=reason,
-                               burst_seconds=burst_seconds)
+def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None,
+                 **click) -> None:
+    """Log a click and fold it into its response at once (humans.record_click)."""
+    humans.record_click(db, delivery, score, **click)
 
 
 def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, comment: str = "",
                 contact_ok: bool = False, display_name: str = "",
-                testimonial_consent: bool = False) -> None:
+                testimonial_consent: bool = False,
+                burst_seconds: float = humans.DEFAULT_BURST_SECONDS) -> None:
     """Save the landing-page form: a person submitted it, so the response is confirmed."""
-    stamp = now()
+    humans.fold(db, burst_seconds)  # the clicks before the form come first
     with write(db) as conn:
+        humans.fold_pending(conn, burst_seconds)  # and any logged since
+        stamp = now()
         conn.execute(
             """
             INSERT INTO responses (delivery_id, campaign_id, contact_id, score, comment,

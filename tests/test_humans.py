@@ -10,6 +10,7 @@ import pytest
 from conftest import outbox, score_links
 
 from landing import create_app
+from survey_mailer import config as config_
 from survey_mailer import db as db_
 from survey_mailer import humans
 from survey_mailer.errors import ConfigError, NotFound
@@ -66,13 +67,20 @@ def counts(runner, monkeypatch, policy: str = "balanced") -> tuple[int, int]:
     return data["responses"], data["filtered_automated"]
 
 
+def fold(db) -> None:
+    """Fold the click log into responses, as every reader of them does first."""
+    humans.fold(db, config_.load()["SURVEY_BURST_SECONDS"])
+
+
 def clicks(db) -> list[dict]:
+    fold(db)
     return [dict(r) for r in db.execute(
         "SELECT score, kind, method, user_agent, ip_hash, automated, reason FROM clicks"
         " ORDER BY id")]
 
 
 def response(db) -> dict:
+    fold(db)
     rows = [dict(r) for r in db.execute("SELECT * FROM responses")]
     assert len(rows) == 1
     return rows[0]
@@ -112,6 +120,89 @@ def test_head_and_prefetch_record_nothing(client, db, bob, method, headers, runn
     assert clicks(db) == []
     assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 0
     assert counts(runner, monkeypatch) == (0, 0)
+
+
+def test_the_score_route_only_logs_and_readers_fold(client, db, bob, runner, monkeypatch):
+    click(client, bob[7])
+    # The route's whole write is the click; the response comes when something reads it,
+    assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 0
+    # but the landing page already shows the score just clicked,
+    page = client.get(f"/comment/{token_of(bob[7])}").get_data(as_text=True)
+    assert re.search(r'<input[^>]*checked[^>]*value="7"|<input[^>]*value="7"[^>]*checked', page)
+    # and every reader folds first: here `report`.
+    assert report(runner, monkeypatch)["passives"] == 1
+    assert (response(db)["score"], response(db)["automated"]) == (7, 0)
+
+
+def test_folding_a_batch_equals_folding_each_click(db, sent_campaign, clock, tmp_path):
+    """The same clicks folded one by one and in one batch leave the same rows behind."""
+    import sqlite3
+
+    copy_path = tmp_path / "copy.db"
+    with sqlite3.connect(copy_path) as target:
+        db.conn.backup(target)
+    batch = db_.connect(copy_path)
+    bob_id, ana_id = [db.execute(
+        "SELECT d.id FROM deliveries d JOIN contacts c ON c.id = d.contact_id"
+        " WHERE c.email = ?", [email]).fetchone()[0]
+        for email in ("bob@example.com", "ana@example.com")]
+    steps = [  # (delivery, score, kind, reason, seconds to the next step)
+        (bob_id, 9, "score", None, 2), (ana_id, 4, "score", None, 0),
+        (bob_id, 3, "score", None, 30),  # a burst with bob's 9
+        (bob_id, 7, "score", "user-agent", 1), (bob_id, 8, "score", None, 20),
+        (ana_id, None, "honeypot", None, 1), (ana_id, 10, "score", None, 0),
+        (bob_id, 5, "score", None, 100), (ana_id, 6, "score", None, 0),
+        (bob_id, 6, "score", None, 0), (bob_id, 6, "score", None, 3),
+        (ana_id, 2, "score", None, 0),  # a burst with ana's 6: her human 4 comes back
+    ]
+    for delivery_id, score, kind, reason, seconds in steps:
+        click = {"method": "GET", "kind": kind, "reason": reason, "user_agent": BROWSER_UA}
+        humans.record_click(db, delivery_id, score, **click)  # log and fold at once
+        humans.log_click(batch, delivery_id, score, **click)  # only log
+        clock.advance(seconds)
+    assert humans.fold(batch) == len(steps)
+
+    def rows(database, table):
+        return [tuple(r) for r in database.execute(f"SELECT * FROM {table} ORDER BY id")]
+
+    for table in ("clicks", "responses", "clicks_folded"):
+        assert rows(batch, table) == rows(db, table)
+    flags = {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT delivery_id, score, automated FROM responses")}
+    assert flags == {bob_id: (6, 0), ana_id: (4, 0)}  # the checks above compared something
+
+
+def test_a_backlog_folds_in_batches(client, db, bob, clock, monkeypatch):
+    for path in bob:
+        click(client, path)
+        clock.advance(0.05)
+    transactions = []
+    write = db_.write
+
+    def counted(database):
+        transactions.append(1)
+        return write(database)
+
+    monkeypatch.setattr(humans, "FOLD_BATCH", 3)
+    monkeypatch.setattr(db_, "write", counted)
+    assert humans.fold(db) == 11
+    assert len(transactions) == 4  # 3 + 3 + 3 + 2: the write lock is let go in between
+    assert humans.fold(db) == 0 and len(transactions) == 4  # nothing left: no lock taken
+    monkeypatch.undo()
+    assert {(c["automated"], c["reason"]) for c in clicks(db)} == {(1, "burst")}
+
+
+def test_clicks_logged_before_the_upgrade_are_not_folded_again(tmp_path):
+    database = db_.connect(tmp_path / "old.db")
+    db_.migrations.apply(database, stop_before="m011_clicks_folded")
+    assert "clicks_folded" not in database.table_names()
+    database.execute("PRAGMA foreign_keys=OFF")  # a click alone, no delivery behind it
+    database.execute("INSERT INTO clicks (delivery_id, score, method, clicked_at)"
+                     " VALUES (1, 5, 'GET', '2026-01-01 00:00:00.000000')")
+    database.execute("PRAGMA foreign_keys=ON")
+    db_.migrate(database)
+    assert database.execute("SELECT until_id FROM clicks_folded").fetchone()[0] == 1
+    assert humans.fold(database) == 0
 
 
 # Scanners -------------------------------------------------------------------------------
@@ -387,6 +478,7 @@ def test_staff_restore_a_filtered_response_by_hand(client, db, bob, clock, runne
 
 
 def alertable(db, policy: str = "balanced") -> list[int]:
+    fold(db)
     condition = humans.alertable_sql(policy, 10)
     return [r[0] for r in db.execute(f"SELECT r.score FROM responses r WHERE {condition}")]
 

@@ -66,6 +66,17 @@ def test_one_reminder_to_those_without_a_counted_response(runner, db, settings,
     assert len(reminders(settings)) == 3
 
 
+def test_a_click_not_yet_folded_is_not_reminded(runner, db, settings, sent_campaign,
+                                                client):
+    backdate(db, 4)
+    link = score_links(outbox(settings)["ana@example.com"])[9]
+    assert client.get(link, headers={"User-Agent": "Mozilla/5.0"}).status_code == 303
+    assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 0  # only logged
+    result = runner("campaign", "remind", str(sent_campaign), "--after-days", "3")
+    assert result.output == "Reminders: 3 sent, 0 failed, 0 skipped, 0 left to send\n"
+    assert "ana@example.com" not in reminders(settings)
+
+
 def test_strict_policy_reminds_unconfirmed_responses(runner, db, settings, sent_campaign,
                                                      monkeypatch):
     backdate(db, 4)

@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import csrf_token
+from conftest import csrf_token, outbox, score_links
 from staff_support import (  # noqa: F401 (fixtures)
     EMAIL,
     PASSWORD,
@@ -470,6 +470,21 @@ def test_markup_is_escaped_everywhere(staff_client, db, client, tmp_path, runner
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["widget"]
     assert "\\u003cscript\\u003e" in pages["json"]
     assert client.get("/testimonials.json").json["testimonials"][0]["name"] == XSS
+
+
+def test_staff_pages_and_the_api_fold_the_click_log_first(staff_client, db, sent_campaign,
+                                                        settings, runner):
+    # A click only appends to the click log; whatever shows responses folds it first.
+    link = score_links(outbox(settings)["ana@example.com"])[2]
+    assert staff_client.get(link, headers={"User-Agent": "Mozilla/5.0"}).status_code == 303
+    assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 0
+    html = staff_client.get("/staff/").text
+    assert '<span class="nps neg">-100.0</span>' in html  # one detractor of one
+    key = runner("api-key", "create", "--name", "site").output.strip().splitlines()[-1]
+    staff_client.get(score_links(outbox(settings)["bob@example.com"])[10],
+                     headers={"User-Agent": "Mozilla/5.0"})
+    stats = staff_client.get("/api/v1/stats", headers={"Authorization": f"Bearer {key}"})
+    assert (stats.json["responses"], stats.json["promoters"]) == (2, 1)
 
 
 # API keys -----------------------------------------------------------------------------------

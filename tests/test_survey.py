@@ -4,6 +4,8 @@ import pytest
 from conftest import BASE_URL, csrf_token, outbox, score_links
 from itsdangerous import timed
 
+from survey_mailer import humans
+
 
 @pytest.fixture
 def mail(settings, sent_campaign):
@@ -15,10 +17,12 @@ def links_of(mail, email):
 
 
 def count(db, table):
+    humans.fold(db)  # responses are folded from the click log by whoever reads them
     return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def response(db, email):
+    humans.fold(db)
     row = db.execute("SELECT r.* FROM responses r JOIN contacts c ON c.id = r.contact_id "
                      "WHERE c.email = ?", [email]).fetchone()
     return dict(row) if row else None
