@@ -81,7 +81,7 @@ def score_link(token: str, score: str):
     if score == "hp":  # the hidden honeypot link: only a machine follows it
         found = responses.click_target(get_db(), delivery_id)
         if found is not None and request.method == "GET" and not _is_prefetch():
-            _record(found, None, kind="honeypot")
+            _record(delivery_id, None, kind="honeypot")
         return "", 204
     if not (score.isdigit() and 0 <= int(score) <= 10):
         raise PageError(_l("That score is not on the scale"),
@@ -113,12 +113,11 @@ def _clicks_unlimited() -> bool:
     return request.endpoint == "survey.score_link"
 
 
-def _record(delivery: dict | int, score: int | None, kind: str = "score") -> None:
+def _record(delivery_id: int, score: int | None, kind: str = "score") -> None:
     user_agent = request.user_agent.string
     # The raw address is only looked at here, against the scanner networks; it is stored
     # as a keyed hash.
     reason = humans.scanners_for(_settings()).reason(user_agent, request.remote_addr)
-    delivery_id = delivery if isinstance(delivery, int) else delivery["id"]
     humans.log_click(get_db(), delivery_id, score, method=request.method, kind=kind,
                      user_agent=user_agent, ip_hash=_ip_hash(), reason=reason)
 
