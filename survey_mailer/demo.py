@@ -19,7 +19,7 @@ import secrets
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from . import campaigns, config, contacts, db, links, responses
+from . import campaigns, config, contacts, db, humans, links, responses
 from .backends.outbox import OutboxBackend
 from .sender import Sender
 
@@ -186,7 +186,7 @@ def _answer(database, campaign_id: int, weights: list[int], sent_at: datetime,
     for delivery_id in answering:
         found = responses.delivery(database, delivery_id)
         score = rng.choices(range(11), weights=weights)[0]
-        responses.record_click(database, found, score, method="GET", user_agent=BROWSER)
+        humans.record_click(database, found, score, method="GET", user_agent=BROWSER)
         group = "detractor" if score <= 6 else "passive" if score <= 8 else "promoter"
         if rng.random() < 0.6:  # most people also send the landing page's form
             promoter = group == "promoter"

@@ -210,17 +210,16 @@ def fold(db: sqlite_utils.Database, burst_seconds: float = DEFAULT_BURST_SECONDS
     while db.execute("SELECT max(id) > (SELECT until_id FROM clicks_folded)"
                      " FROM clicks").fetchone()[0]:
         with db_.write(db) as conn:
-            folded += fold_pending(conn, burst_seconds, FOLD_BATCH)
+            folded += _fold_batch(conn, burst_seconds)
     return folded
 
 
-def fold_pending(conn: sqlite3.Connection, burst_seconds: float,
-                 limit: int | None = None) -> int:
-    """Fold pending clicks, oldest first, in the caller's write transaction; return how many."""
+def _fold_batch(conn: sqlite3.Connection, burst_seconds: float) -> int:
+    """Fold the next FOLD_BATCH pending clicks, oldest first; return how many."""
     (until,) = conn.execute("SELECT until_id FROM clicks_folded").fetchone()
     rows = conn.execute(
         "SELECT id, delivery_id, score, clicked_at, reason FROM clicks WHERE id > ?"
-        " ORDER BY id LIMIT ?", [until, -1 if limit is None else limit]).fetchall()
+        " ORDER BY id LIMIT ?", [until, FOLD_BATCH]).fetchall()
     for row in rows:
         _fold_click(conn, *row, burst_seconds=burst_seconds)
     if rows:
@@ -310,9 +309,10 @@ def _mark_window(conn, click_id: int, delivery_id: int, score: int | None, reaso
 def confirm(db: sqlite_utils.Database, delivery_id: int, *, by: str,
             burst_seconds: float = DEFAULT_BURST_SECONDS) -> bool:
     """Mark a delivery's response confirmed by a human signal; return whether one exists."""
-    fold(db, burst_seconds)  # the click that made the response may still be pending
+    # The click that made the response may still be pending. Clicks logged after this
+    # fold cannot change a confirmed response, so they may be folded later.
+    fold(db, burst_seconds)
     with db_.write(db) as conn:
-        fold_pending(conn, burst_seconds)  # and any logged since
         cursor = conn.execute(
             "UPDATE responses SET confirmed = 1, confirmed_at = coalesce(confirmed_at, ?),"
             " confirmed_by = coalesce(confirmed_by, ?) WHERE delivery_id = ?",

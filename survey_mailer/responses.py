@@ -61,21 +61,14 @@ def click_target(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None,
-                 **click) -> None:
-    """Log a click and fold it into its response at once (humans.record_click)."""
-    humans.record_click(db, delivery, score, **click)
-
-
 def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, comment: str = "",
                 contact_ok: bool = False, display_name: str = "",
                 testimonial_consent: bool = False,
                 burst_seconds: float = humans.DEFAULT_BURST_SECONDS) -> None:
     """Save the landing-page form: a person submitted it, so the response is confirmed."""
-    humans.fold(db, burst_seconds)  # the clicks before the form come first
+    humans.fold(db, burst_seconds)  # the clicks before it first; later ones cannot change it
+    stamp = now()
     with write(db) as conn:
-        humans.fold_pending(conn, burst_seconds)  # and any logged since
-        stamp = now()
         conn.execute(
             """
             INSERT INTO responses (delivery_id, campaign_id, contact_id, score, comment,

@@ -20,7 +20,7 @@ from staff_support import (  # noqa: F401 (fixtures)
 
 from landing import create_app
 from survey_mailer import config as config_
-from survey_mailer import notify, responses
+from survey_mailer import humans, notify, responses
 
 SUPPORT = "support@acme.test"
 SECRET = "webhook-secret"
@@ -84,7 +84,7 @@ def test_no_alert_without_support_email(db, sent_campaign, config, settings):
 
 def test_click_alerts_only_once_settled(db, sent_campaign, alerting, settings):
     found = responses.delivery(db, deliveries(db, sent_campaign)["ana@example.com"])
-    responses.record_click(db, found, 4, method="GET", user_agent="Mozilla/5.0")
+    humans.record_click(db, found, 4, method="GET", user_agent="Mozilla/5.0")
     assert notify.dispatch(db, alerting)["sent"] == 0  # a burst may still come
     _age_clicks(db)
     assert notify.dispatch(db, alerting)["sent"] == 1
@@ -94,7 +94,7 @@ def test_click_alerts_only_once_settled(db, sent_campaign, alerting, settings):
 def test_automated_burst_never_alerts(db, sent_campaign, alerting, settings):
     found = responses.delivery(db, deliveries(db, sent_campaign)["ana@example.com"])
     for score in (0, 1, 2, 3):
-        responses.record_click(db, found, score, method="GET", user_agent="Mozilla/5.0")
+        humans.record_click(db, found, score, method="GET", user_agent="Mozilla/5.0")
     _age_clicks(db)
     assert notify.dispatch(db, alerting)["sent"] == 0
     assert alerts(settings) == {}
@@ -105,7 +105,7 @@ def test_strict_policy_alerts_only_confirmed(db, sent_campaign, settings, monkey
     monkeypatch.setenv("SURVEY_SCORE_POLICY", "strict")
     strict = config_.load()
     ids = deliveries(db, sent_campaign)
-    responses.record_click(db, responses.delivery(db, ids["ana@example.com"]), 3,
+    humans.record_click(db, responses.delivery(db, ids["ana@example.com"]), 3,
                            method="GET", user_agent="Mozilla/5.0")
     _age_clicks(db)
     assert notify.dispatch(db, strict)["sent"] == 0

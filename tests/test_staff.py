@@ -21,7 +21,7 @@ from staff_support import (  # noqa: F401 (fixtures)
 )
 
 from landing import create_app
-from survey_mailer import responses
+from survey_mailer import humans, responses
 from survey_mailer import staff as staff_
 
 PAGES = ["/staff/", "/staff/followups", "/staff/followups/1", "/staff/testimonials",
@@ -417,7 +417,7 @@ def test_csv_export_defuses_formulas(staff_client, db, sent_campaign):
 def test_filtered_clicks_shown_apart_and_restored(staff_client, db, sent_campaign):
     found = responses.delivery(db, deliveries(db, sent_campaign)["bob@example.com"])
     for score in (0, 5, 10):  # a scanner's burst: every button within a second
-        responses.record_click(db, found, score, method="GET", user_agent="Mozilla/5.0")
+        humans.record_click(db, found, score, method="GET", user_agent="Mozilla/5.0")
     dashboard = staff_client.get("/staff/").text
     assert '<a href="/staff/responses?filtered=1">1</a>' in dashboard
     html = staff_client.get("/staff/responses?filtered=1").text
