@@ -215,13 +215,13 @@ def _environment(tmp: Path, base: str) -> dict[str, str]:
 
 def _database(env: dict[str, str], base: str) -> dict[str, list[str]]:
     """Create one campaign sent to every bench email; return score-link paths per load."""
-    from survey_mailer import db
+    from survey_mailer import clock, db
     from survey_mailer.links import Links
 
     total = HUMAN_EMAILS + SCANNER_EMAILS + EXACT_CLICKS
     database = db.connect(env["SURVEY_DATABASE"])
     db.migrate(database)
-    stamp = db.now()
+    stamp = clock.now()
     with db.write(database) as conn:
         conn.execute("INSERT INTO campaigns (id, name, subject, sender, brand, created_at)"
                      " VALUES (1, 'Bench', 'A quick question', 'nps@acme.test', 'Acme', ?)",

@@ -20,8 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from survey_mailer import db as db_  # noqa: E402
-from survey_mailer import nps  # noqa: E402
-from survey_mailer import staff as staff_  # noqa: E402
+from survey_mailer import nps, users  # noqa: E402
 
 RESPONSES = 1_000_000
 CONTACTS = 100_000
@@ -99,7 +98,7 @@ def run() -> list[tuple]:
         database = db_.connect(path)
         report_company = best_of(lambda: nps.report(database, by="company"))
         report_attribute = best_of(lambda: nps.report(database, by="attribute:plan"))
-        staff_.add_user(database, "bench@acme.test", "bench password")
+        users.add_user(database, "bench@acme.test", "bench password")
 
         os.environ.update(SURVEY_DATABASE=str(path), SURVEY_ENV="development",
                           SURVEY_SECRET_KEY="bench-secret-key")

@@ -31,7 +31,8 @@ from survey_mailer import config as config_
 from survey_mailer.backends.ses import SESBackend
 from survey_mailer.compose import Composer
 from survey_mailer.links import Links
-from survey_mailer.sender import RATE_MARGIN, RateLimiter, Sender
+from survey_mailer.ratelimit import RATE_MARGIN, RateLimiter
+from survey_mailer.sender import Sender
 
 MESSAGES = 600
 ROUNDS = 2
@@ -82,14 +83,14 @@ def _database(tmp: Path, name: str, count: int):
 def _ours(tmp: Path, links: Links, name: str) -> float:
     database, campaign_id = _database(tmp, name, MESSAGES)
     backend = SESBackend.from_config(config_.load())
-    sender = Sender(database, backend, links, rate=None, concurrency=backend.concurrency)
+    sender = Sender(database, backend, rate=None, concurrency=backend.concurrency)
     return _send_all(sender, campaign_id, MESSAGES)
 
 
 def _send_all(sender: Sender, campaign_id: int, expected: int) -> float:
     """Send the whole campaign, close its backend and database; return messages per second."""
     started = time.perf_counter()
-    summary = sender.send(campaign_id)
+    summary = campaigns.send(sender.db, sender, config_.load(), campaign_id)
     seconds = time.perf_counter() - started
     sender.backend.close()
     sender.db.close()
@@ -134,7 +135,7 @@ def _rate(tmp: Path, links: Links) -> tuple[int, int, float]:
                                         lambda **kw: handed.append(time.monotonic()))
     slots: list[float] = []
     limiter = RateLimiter(RATE, record=slots, margin=RATE_MARGIN)
-    sender = Sender(database, backend, links, limiter=limiter, concurrency=backend.concurrency)
+    sender = Sender(database, backend, limiter=limiter, concurrency=backend.concurrency)
     per_second = _send_all(sender, campaign_id, RATE_MESSAGES)
     return _max_in_window(slots), _max_in_window(handed), per_second
 
@@ -148,6 +149,8 @@ def run() -> list[tuple]:
             "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
             "AWS_ENDPOINT_URL_SESV2": url, "AWS_ENDPOINT_URL_SES": url,
+            "SURVEY_SECRET_KEY": "bench-secret-key", "SURVEY_ENV": "production",
+            "SURVEY_BASE_URL": "https://survey.example.com",
         })
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
                      "SURVEY_SES_CONFIGURATION_SET"):

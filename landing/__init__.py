@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request
-from flask_babel import Babel
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from flask_wtf.csrf import CSRFProtect
+from flask import Flask, g
 
+from survey_mailer import clock, nps
 from survey_mailer import config as config_
 from survey_mailer import links as links_
-from survey_mailer.contacts import LANGUAGES
 
-csrf = CSRFProtect()
-babel = Babel()
-limiter = Limiter(get_remote_address, default_limits=[])
-
-
-def select_locale() -> str:
-    return g.get("locale") or request.accept_languages.best_match(LANGUAGES) or "en"
+from .args import IdConverter
+from .extensions import babel, csrf, limiter, select_locale
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -42,27 +33,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update({k: v for k, v in test_config.items() if not k.startswith("SURVEY_")})
     app.extensions["survey"] = survey
     app.extensions["links"] = links_.from_config(survey)
+    app.url_map.converters["id"] = IdConverter
+    app.jinja_env.filters["iso"] = clock.iso  # one way to show a time, everywhere
+    app.jinja_env.filters["nps"] = nps.formatted  # one way to show an NPS, everywhere
 
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
 
-    from . import errors
-    from . import survey as survey_pages
+    from . import api, errors, hooks, staff, survey
 
     errors.init_app(app)
-    app.register_blueprint(survey_pages.bp)
-    csrf.exempt(survey_pages.unsubscribe)  # RFC 8058 one-click; the form checks its own token
-
-    from . import api, staff
-
+    app.register_blueprint(survey.bp)  # the score link, the landing pages, unsubscribe
     staff.init_app(app)  # /staff/: login, dashboard, follow-ups, testimonials, responses
-    api.init_app(app)  # /testimonials.json, /testimonials/widget, /api/v1
-
-    from . import hooks
-
+    app.register_blueprint(api.bp)  # /testimonials.json, /testimonials/widget, /api/v1
     app.register_blueprint(hooks.bp)  # /hooks/ses: SNS bounces and complaints
-    csrf.exempt(hooks.bp)  # not a browser form: SNS signs each message instead
 
     @app.after_request
     def security_headers(response):

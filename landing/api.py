@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import json
+from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 
-from flask import Blueprint, Flask, Response, current_app, g, render_template, request, url_for
-
+from survey_mailer import api_keys, nps, testimonials
 from survey_mailer import campaigns as campaigns_
-from survey_mailer import humans, nps, staff
-from survey_mailer.errors import SurveyError
 
+from .args import MAX_ID
 from .db import get_db
+from .errors import ApiError, json_response
 
 bp = Blueprint("api", __name__)
 
 CACHE_SECONDS = 300
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
-
-
-def _json(data, status: int = 200) -> Response:
-    # <, > and & as \u escapes: the same JSON, but inert if anyone pastes it into a page.
-    body = (json.dumps(data, ensure_ascii=False, indent=1).replace("<", "\\u003c")
-            .replace(">", "\\u003e").replace("&", "\\u0026"))
-    return Response(body + "\n", status, mimetype="application/json")
 
 
 def _public(response: Response) -> Response:
@@ -42,15 +30,16 @@ def testimonials_json():
     """Approved testimonials, newest first."""
     items = [{"name": t["name"], "quote": t["quote"], "score": t["score"],
               "approved_at": t["approved_at"]}
-             for t in staff.published(get_db())]
-    return _public(_json({"testimonials": items}))
+             for t in testimonials.published(get_db())]
+    return _public(json_response({"testimonials": items}))
 
 
 @bp.get("/testimonials/widget")
 def testimonials_widget():
     """An HTML page of approved testimonials, to embed with an <iframe>."""
     g.embeddable = True
-    html = render_template("staff/widget.html", items=staff.published(get_db(), limit=12),
+    html = render_template("staff/widget.html",
+                           items=testimonials.published(get_db(), limit=12),
                            css=url_for("static", filename="widget.css", _external=True))
     response = _public(Response(html, mimetype="text/html"))
     response.headers["Content-Security-Policy"] = (
@@ -61,39 +50,34 @@ def testimonials_widget():
 # /api/v1 ----------------------------------------------------------------------------------
 
 
-def _api_error(status: int, message: str) -> Response:
-    response = _json({"error": message}, status)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="survey-mailer"'
-    return response
+@bp.before_request
+def authorise():
+    """Every /api/v1 route needs a valid bearer key."""
+    if not request.path.startswith("/api/v1/"):
+        return
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip() or \
+            api_keys.check_api_key(get_db(), key.strip()) is None:
+        raise ApiError(401, "send an API key as: Authorization: Bearer KEY",
+                       headers={"WWW-Authenticate": 'Bearer realm="survey-mailer"'})
 
 
-def _authorised() -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    return scheme.lower() == "bearer" and bool(key) and \
-        staff.check_api_key(get_db(), key.strip()) is not None
+def _campaign_arg() -> int | None:
+    """Return ?campaign= as an existing campaign's id, or raise ApiError naming it."""
+    text = request.args.get("campaign", "")
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and int(text) <= MAX_ID):
+        raise ApiError(400, f'campaign "{text[:40]}" is not a campaign id', "campaign")
+    campaigns_.get(get_db(), int(text))  # NotFound: 404
+    return int(text)
 
 
 @bp.get("/api/v1/stats")
 def stats():
     """NPS report as JSON, same shape as `survey-mailer report --format json`."""
-    if not _authorised():
-        return _api_error(401, "send an API key as: Authorization: Bearer KEY")
-    campaign = request.args.get("campaign")
-    by = request.args.get("by") or None
     settings = current_app.extensions["survey"]
-    humans.fold(get_db(), settings["SURVEY_BURST_SECONDS"])
-    try:
-        campaign_id = int(campaign) if campaign else None
-        if campaign_id is not None:
-            campaigns_.get(get_db(), campaign_id)
-        result = nps.report(get_db(), campaign_id=campaign_id, by=by,
-                            policy=settings["SURVEY_SCORE_POLICY"])
-    except ValueError:
-        return _api_error(400, f'campaign "{campaign}" is not a number')
-    except SurveyError as e:
-        return _api_error(404 if "does not exist" in str(e) else 400, str(e))
-    response = _json(result)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    result = nps.report(get_db(), campaign_id=_campaign_arg(),
+                        by=request.args.get("by") or None,
+                        policy=settings["SURVEY_SCORE_POLICY"])
+    return json_response(result, headers={"Cache-Control": "no-store"})

@@ -19,13 +19,12 @@ _local = threading.local()
 
 def get_db() -> sqlite_utils.Database:
     """Return this thread's connection to the app's database, migrated."""
-    path = current_app.extensions["survey"]["SURVEY_DATABASE"]
-    key = (os.getpid(), path)
+    settings = current_app.extensions["survey"]
+    key = (os.getpid(), settings["SURVEY_DATABASE"])
     if getattr(_local, "key", None) != key:
         old = getattr(_local, "db", None)
         if old is not None and _local.key[0] == os.getpid():
             old.close()
-        _local.db = db_.connect(path)
-        db_.migrate(_local.db)
+        _local.db = db_.open_configured(settings)
         _local.key = key
     return _local.db

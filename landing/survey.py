@@ -17,14 +17,14 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from survey_mailer import contacts, humans, responses
+from survey_mailer import contacts, humans, responses, scores
 from survey_mailer.errors import NotFound
-from survey_mailer.nps import segment
+from survey_mailer.scores import segment
 
-from . import csrf, limiter
+from .background import dispatch_after
 from .db import get_db
 from .errors import PageError
-from .staff import dispatch_after
+from .extensions import csrf, limiter
 
 bp = Blueprint("survey", __name__)
 
@@ -83,11 +83,11 @@ def score_link(token: str, score: str):
         if found is not None and request.method == "GET" and not _is_prefetch():
             _record(delivery_id, None, kind="honeypot")
         return "", 204
-    if not (score.isdigit() and 0 <= int(score) <= 10):
+    value = scores.parse(score)
+    if value is None:
         raise PageError(_l("That score is not on the scale"),
                         _l("Scores go from 0 to 10. Please click one of the buttons in the "
                            "email."), 404)
-    value = int(score)
     # HEAD and prefetches are machines looking ahead: answer, record nothing. A click needs
     # no lookup first: recording it checks the delivery exists (its foreign key).
     try:
@@ -129,8 +129,7 @@ def beacon(token: str):
     """Confirm a response: the landing page saw a real pointer, touch or key event."""
     delivery_id = current_app.extensions["links"].delivery_id("beacon", token)
     event = request.form.get("event", "")[:20]
-    humans.confirm(get_db(), delivery_id, by=f"beacon:{event}" if event else "beacon",
-                   burst_seconds=_settings()["SURVEY_BURST_SECONDS"])
+    humans.confirm(get_db(), delivery_id, by=f"beacon:{event}" if event else "beacon")
     return "", 204
 
 
@@ -160,8 +159,7 @@ def _answer_page(token: str, page: str):
                 get_db(), found, score=score, comment=form.comment.data.strip(),
                 contact_ok=segment(score) == "detractor" and form.contact_ok.data,
                 display_name=form.display_name.data.strip() if promoter_page else "",
-                testimonial_consent=promoter_page and form.testimonial_consent.data,
-                burst_seconds=_settings()["SURVEY_BURST_SECONDS"])
+                testimonial_consent=promoter_page and form.testimonial_consent.data)
             # A person sent this: alert support now rather than at the next notify round.
             after_this_request(dispatch_after)
             return render_template("survey/thanks.html", delivery=found, score=score,
@@ -198,6 +196,7 @@ def testimonial(token: str):
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt  # RFC 8058 one-click; the confirm form checks its own token
 @limiter.limit(PUBLIC_POST_LIMIT, methods=["POST"])
 def unsubscribe(token: str):
     """GET asks to confirm; POST unsubscribes (RFC 8058 one-click needs no CSRF token)."""

@@ -8,10 +8,18 @@ from email.utils import parseaddr
 
 import sqlite_utils
 
-from .contacts import valid_email
-from .db import now, write
+from .clock import ago, now
+from .compose import Composer
+from .config import Config
+from .contacts import has_attribute, valid_email
+from .db import write
 from .errors import NotFound, SurveyError
-from .nps import counted_sql
+from .humans import reads_responses
+from .links import from_config as links_from_config
+from .scores import counted_sql
+from .sender import Job, Sender, Summary
+
+CONTACT_FIELDS = ("company", "language", "name")
 
 SEGMENT_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]*$")
 
@@ -33,7 +41,7 @@ def segment_sql(segment: dict[str, str]) -> tuple[str, list[str]]:
     """Return a WHERE fragment (on table alias c) and its parameters for a segment."""
     clauses, params = [], []
     for key, value in segment.items():
-        if key in ("company", "language", "name"):
+        if key in CONTACT_FIELDS:
             clauses.append(f"c.{key} = ? COLLATE NOCASE")
         else:
             clauses.append("json_extract(c.attributes, ?) = ? COLLATE NOCASE")
@@ -42,10 +50,22 @@ def segment_sql(segment: dict[str, str]) -> tuple[str, list[str]]:
     return (" AND ".join(clauses) or "1"), params
 
 
+def check_segment(db: sqlite_utils.Database, segment: dict[str, str]) -> None:
+    """Raise SurveyError naming an attribute that no contact has."""
+    for key in segment:
+        if key not in CONTACT_FIELDS and not has_attribute(db, key):
+            raise SurveyError(f'no contact has the attribute "{key}": use company, language, '
+                              f"name or an attribute column of the imported contacts")
+
+
 def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
            brand: str | None = None, segment: dict[str, str] | None = None,
            postal_address: str = "") -> int:
-    """Create a campaign and return its id."""
+    """Create a campaign and return its id.
+
+    An empty postal address means SURVEY_POSTAL_ADDRESS at send time (`ready`).
+    """
+    check_segment(db, segment or {})
     display, address = parseaddr(sender)
     if not valid_email(address):
         raise SurveyError(
@@ -74,6 +94,12 @@ def get(db: sqlite_utils.Database, campaign_id: int) -> dict:
     return campaign
 
 
+def names(db: sqlite_utils.Database) -> list[dict]:
+    """Return every campaign's id and name, newest first (a menu, without counting)."""
+    return [dict(r) for r in db.execute("SELECT id, name FROM campaigns ORDER BY id DESC")]
+
+
+@reads_responses
 def list_campaigns(db: sqlite_utils.Database, policy: str = "balanced") -> list[dict]:
     """Return every campaign with its delivery and counted-response counts."""
     rows = db.execute(
@@ -108,10 +134,10 @@ def _eligible(campaign: dict, resurvey_days: int) -> tuple[str, list]:
             SELECT 1 FROM deliveries d
             WHERE d.contact_id = c.id AND d.campaign_id != ?
               AND d.status IN ('sending', 'sent')
-              AND julianday(coalesce(d.sent_at, d.created_at)) > julianday('now') - ?
+              AND coalesce(d.sent_at, d.created_at) > ?
           )
     """
-    return sql, [*params, campaign["id"], campaign["id"], resurvey_days]
+    return sql, [*params, campaign["id"], campaign["id"], ago(resurvey_days * 86400)]
 
 
 def count_eligible(db: sqlite_utils.Database, campaign: dict, resurvey_days: int) -> int:
@@ -136,3 +162,59 @@ def plan(db: sqlite_utils.Database, campaign: dict, resurvey_days: int) -> int:
             [campaign["id"], now(), *params],
         )
     return cursor.rowcount
+
+
+def ready(db: sqlite_utils.Database, config: Config, campaign_id: int) -> dict:
+    """Return a campaign as it will be sent, or raise SurveyError when it cannot be.
+
+    The footer's postal address is the campaign's own, else SURVEY_POSTAL_ADDRESS; the law
+    in most countries (CAN-SPAM, and SPEC 8) wants one in every survey email.
+    """
+    campaign = get(db, campaign_id)
+    campaign["postal_address"] = (campaign["postal_address"]
+                                  or config["SURVEY_POSTAL_ADDRESS"] or "").strip()
+    if not campaign["postal_address"]:
+        raise SurveyError(
+            f"campaign {campaign_id} has no postal address for the email's footer: set "
+            f"SURVEY_POSTAL_ADDRESS, or create the campaign with --postal-address")
+    return campaign
+
+
+def job(campaign: dict, composer: Composer) -> Job:
+    """Return the sender's job for a campaign's deliveries."""
+    return Job(
+        table="deliveries",
+        pending_sql="""
+            SELECT d.id, d.id AS delivery_id, c.email, c.name, c.language,
+                   c.unsubscribed_at IS NOT NULL OR c.suppressed_at IS NOT NULL AS excluded
+            FROM deliveries d JOIN contacts c ON c.id = d.contact_id
+            WHERE d.campaign_id = ? AND d.status = 'pending' AND d.id > ?
+            ORDER BY d.id LIMIT ?
+        """,
+        unknown_sql="""
+            SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id
+            WHERE d.campaign_id = ? AND d.status = 'sending' ORDER BY d.id
+        """,
+        suffix="",
+        campaign=campaign,
+        composer=composer,
+    )
+
+
+def send(db: sqlite_utils.Database, sender: Sender, config: Config, campaign_id: int, *,
+         dry_run: bool = False, limit: int | None = None, retry_unknown: bool = False,
+         progress=None) -> Summary:
+    """Send the campaign to every eligible contact who has not had it yet.
+
+    Planning first (idempotent: one delivery per contact and campaign), then the sender
+    runs the pending deliveries, so a re-run after a crash resumes exactly.
+    """
+    campaign = ready(db, config, campaign_id)
+    resurvey_days = config["SURVEY_RESURVEY_DAYS"]
+    deliveries = job(campaign, Composer(campaign, links_from_config(config)))
+    if dry_run:
+        return Summary(dry_run=True, unknown=sender.unknown(deliveries), eligible=(
+            sender.count(deliveries) + count_eligible(db, campaign, resurvey_days)))
+    plan(db, campaign, resurvey_days)
+    return sender.run(deliveries, limit=limit, retry_unknown=retry_unknown,
+                      progress=progress)

@@ -6,6 +6,7 @@ import csv
 import functools
 import io
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -13,16 +14,16 @@ from pathlib import Path
 
 import click
 
+from . import api_keys, nps, reminders, responses, users
 from . import campaigns as campaigns_
 from . import config as config_
 from . import contacts as contacts_
 from . import db as db_
-from . import humans, nps, responses
 from . import links as links_
-from .backends import get_backend
 from .compose import Composer
 from .errors import ImportFailed, SurveyError
 from .sender import Sender, Summary
+from .sender import from_config as sender_from_config
 
 
 class State:
@@ -41,10 +42,7 @@ class State:
     @property
     def db(self):
         if self._db is None:
-            self._db = db_.connect(self.config["SURVEY_DATABASE"])
-            db_.migrate(self._db)
-            # Responses are folded from the click log by whoever reads them next.
-            humans.fold(self._db, self.config["SURVEY_BURST_SECONDS"])
+            self._db = db_.open_configured(self.config)
         return self._db
 
 
@@ -56,6 +54,11 @@ def command(group: click.Group, *args, **kwargs):
         def wrapper(*a, **kw):
             try:
                 return fn(*a, **kw)
+            except BrokenPipeError:
+                # The reader went away (`| head`): stop quietly, as Unix tools do. Python
+                # would complain again flushing stdout at exit, so point it at /dev/null.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(0)
             except SurveyError as e:
                 raise click.ClickException(str(e)) from e
             except sqlite3.Error as e:  # locked, unreadable, not a database...
@@ -169,8 +172,7 @@ def campaign_create(state: State, name, subject, sender, brand, segment, postal_
     campaign_id = campaigns_.create(
         state.db, name=name, subject=subject, sender=sender, brand=brand,
         segment=campaigns_.parse_segment(segment),
-        postal_address=postal_address if postal_address is not None
-        else state.config["SURVEY_POSTAL_ADDRESS"])
+        postal_address=postal_address or "")
     click.echo(f"Created campaign {name!r}")
     click.echo(campaign_id)
 
@@ -198,6 +200,8 @@ def campaign_list(state: State, fmt: str):
 def campaign_preview(state: State, campaign_id: int, language: str, output: Path | None):
     """Render the campaign's email as HTML (links point nowhere real)."""
     campaign = campaigns_.get(state.db, campaign_id)
+    campaign["postal_address"] = (campaign["postal_address"]
+                                  or state.config["SURVEY_POSTAL_ADDRESS"])
     composer = Composer(campaign, links_.from_config(state.config))
     html = composer.skeleton(language).html
     for placeholder, value in (("@@T@@", "preview"), ("@@U@@", "preview"), ("@@G@@", "")):
@@ -211,17 +215,11 @@ def campaign_preview(state: State, campaign_id: int, language: str, output: Path
 
 def _sender(state: State, campaign_id: int) -> Sender:
     """Build the sender on the configured backend, at SURVEY_SEND_RATE or its quota."""
-    config = state.config
-    campaigns_.get(state.db, campaign_id)  # unknown id: clear error before anything else
-    backend = get_backend(config)
-    try:
-        rate = config["SURVEY_SEND_RATE"] or backend.rate_limit()
-    except BaseException:
-        backend.close()
-        raise
-    return Sender(state.db, backend, links_.from_config(config),
-                  resurvey_days=config["SURVEY_RESURVEY_DAYS"], rate=rate,
-                  concurrency=getattr(backend, "concurrency", 1))
+    campaigns_.ready(state.db, state.config, campaign_id)  # a clear error before anything
+    problem = config_.base_url_problem(state.config)
+    if problem:
+        click.echo(f"Warning: {problem}", err=True)
+    return sender_from_config(state.db, state.config)
 
 
 def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, label: str) -> None:
@@ -288,9 +286,9 @@ def campaign_send(state: State, campaign_id: int, dry_run: bool, limit: int | No
                   retry_unknown: bool):
     """Send to every eligible contact; safe to re-run or resume after a crash."""
     sender = _sender(state, campaign_id)
-    _run_send(sender, lambda progress: sender.send(
-        campaign_id, dry_run=dry_run, limit=limit, retry_unknown=retry_unknown,
-        progress=progress), dry_run, limit, "")
+    _run_send(sender, lambda progress: campaigns_.send(
+        state.db, sender, state.config, campaign_id, dry_run=dry_run, limit=limit,
+        retry_unknown=retry_unknown, progress=progress), dry_run, limit, "")
 
 
 @command(campaign, "remind")
@@ -305,10 +303,10 @@ def campaign_remind(state: State, campaign_id: int, after_days: int, dry_run: bo
                     limit: int | None, retry_unknown: bool):
     """Send one reminder to contacts without a counted response (never two)."""
     sender = _sender(state, campaign_id)
-    policy = state.config["SURVEY_SCORE_POLICY"]
-    _run_send(sender, lambda progress: sender.remind(
-        campaign_id, after_days=after_days, policy=policy, dry_run=dry_run, limit=limit,
-        retry_unknown=retry_unknown, progress=progress), dry_run, limit, "Reminders: ")
+    _run_send(sender, lambda progress: reminders.send(
+        state.db, sender, state.config, campaign_id, after_days=after_days, dry_run=dry_run,
+        limit=limit, retry_unknown=retry_unknown, progress=progress), dry_run, limit,
+        "Reminders: ")
 
 
 # reports --------------------------------------------------------------------------------
@@ -326,7 +324,8 @@ def report(state: State, campaign_id: int | None, by: str | None, fmt: str):
         campaigns_.get(state.db, campaign_id)
     result = nps.report(state.db, campaign_id=campaign_id, by=by,
                         policy=state.config["SURVEY_SCORE_POLICY"])
-    rows = [{"key": "all", **{k: result[k] for k in nps.FIELDS}}] + result.get("groups", [])
+    everything = result.get("campaign_name") or "all"
+    rows = [{"key": everything, **{k: result[k] for k in nps.FIELDS}}] + result.get("groups", [])
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     elif fmt == "csv":
@@ -345,7 +344,8 @@ def _table(rows: list[dict], by: str) -> str:
     lines = [header]
     for r in rows:
         lines.append([
-            str(r["key"]), "-" if r["nps"] is None else f"{r['nps']:.1f}",
+            f"{r['key']} {r['name']}" if r.get("name") else str(r["key"]),
+            nps.formatted(r["nps"]),
             "-" if r["margin_of_error"] is None else f"{r['margin_of_error']:.1f}",
             str(r["responses"]), str(r["promoters"]), str(r["passives"]),
             str(r["detractors"]), str(r["sent"]), f"{r['response_rate']:.1%}",
@@ -371,7 +371,8 @@ def export_responses(state: State, campaign_id: int | None, output: Path | None)
     """Export one row per response as CSV."""
     if campaign_id is not None:
         campaigns_.get(state.db, campaign_id)
-    rows = responses.export_rows(state.db, campaign_id, state.config["SURVEY_SCORE_POLICY"])
+    rows = responses.export_rows(state.db, state.config["SURVEY_SCORE_POLICY"],
+                                 responses.Filter(campaign_id=campaign_id))
     if output:
         with output.open("w", encoding="utf-8", newline="") as stream:
             count = responses.write_csv(rows, stream)
@@ -395,11 +396,9 @@ def staff_group():
 @click.option("--password", help="The password (prompted for, hidden, when omitted).")
 def staff_add(state: State, email: str, password: str | None):
     """Create a staff account, or set a new password for an existing one."""
-    from . import staff as staff_
-
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _, created = staff_.add_user(state.db, email, password)
+    _, created = users.add_user(state.db, email, password)
     click.echo(f"{'Created' if created else 'Updated the password of'} staff account {email}")
 
 
@@ -432,9 +431,7 @@ def api_key():
 @click.option("--name", required=True, help="Who or what uses the key (for your records).")
 def api_key_create(state: State, name: str):
     """Create an API key; it is printed once, alone on the last line (only a hash is kept)."""
-    from . import staff as staff_
-
-    key = staff_.create_api_key(state.db, name)
+    key = api_keys.create_api_key(state.db, name)
     click.echo(f"Created API key {name!r}; send it as: Authorization: Bearer KEY", err=True)
     click.echo(key)
 
@@ -443,9 +440,7 @@ def api_key_create(state: State, name: str):
 @format_option
 def api_key_list(state: State, fmt: str):
     """List API keys: id, name, first characters, created, last used, revoked."""
-    from . import staff as staff_
-
-    rows = staff_.list_api_keys(state.db)
+    rows = api_keys.list_api_keys(state.db)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -460,9 +455,7 @@ def api_key_list(state: State, fmt: str):
 @click.argument("key_id", type=int)
 def api_key_revoke(state: State, key_id: int):
     """Revoke an API key by its id (see `api-key list`); it stops working at once."""
-    from . import staff as staff_
-
-    if staff_.revoke_api_key(state.db, key_id):
+    if api_keys.revoke_api_key(state.db, key_id):
         click.echo(f"API key {key_id} is revoked")
     else:
         click.echo(f"API key {key_id} was already revoked")

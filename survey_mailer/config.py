@@ -107,6 +107,11 @@ def _parse(setting: Setting, raw: str | None) -> Any:
     return raw
 
 
+def default(name: str) -> Any:
+    """Return a setting's default value, parsed as when it is unset."""
+    return _parse(BY_NAME[name], None)
+
+
 class Config(dict):
     """Settings by name, validated; attribute access for brevity."""
 
@@ -147,6 +152,21 @@ def load(environ: dict[str, str] | None = None, **overrides: Any) -> Config:
     )
     config["SURVEY_BASE_URL"] = config["SURVEY_BASE_URL"].rstrip("/")
     return config
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]")
+
+
+def base_url_problem(config: Config) -> str | None:
+    """Say why SURVEY_BASE_URL cannot work for recipients in production; None when it can."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(config["SURVEY_BASE_URL"]).hostname or "").lower()
+    if config.development or not (host in LOOPBACK_HOSTS or host.startswith("127.")):
+        return None
+    return (f"SURVEY_BASE_URL is {config['SURVEY_BASE_URL']}, a loopback address: "
+            f"recipients' clicks will not reach this server. Set it to the public URL "
+            f"(https://survey.example.com)")
 
 
 def _development_secret(database: Path) -> str:

@@ -10,7 +10,8 @@ from typing import IO
 
 import sqlite_utils
 
-from .db import now, write
+from .clock import now
+from .db import write
 from .errors import ImportFailed, NotFound
 
 LANGUAGES = ("en", "es", "fr", "sv")
@@ -172,3 +173,18 @@ def list_contacts(db: sqlite_utils.Database) -> list[dict]:
         row["attributes"] = json.loads(row["attributes"])
         rows.append(row)
     return rows
+
+
+def attribute_names(db: sqlite_utils.Database, sample: int = 2000) -> list[str]:
+    """Return the attribute names of the latest contacts (enough for a menu, fast on millions)."""
+    rows = db.execute(
+        "SELECT DISTINCT j.key FROM (SELECT attributes FROM contacts ORDER BY id DESC "
+        "LIMIT ?) AS c, json_each(c.attributes) AS j ORDER BY j.key", [sample])
+    return [r[0] for r in rows]
+
+
+def has_attribute(db: sqlite_utils.Database, name: str) -> bool:
+    """Return whether any contact has an attribute of this name."""
+    return db.execute(
+        "SELECT 1 FROM contacts c, json_each(c.attributes) AS j WHERE j.key = ? LIMIT 1",
+        [name]).fetchone() is not None

@@ -1,4 +1,4 @@
-"""The SQLite database: connections, transactions and the ordered schema migrations."""
+"""The SQLite database: connections, write transactions, and opening it from the settings."""
 
 from __future__ import annotations
 
@@ -8,23 +8,20 @@ import os
 import sqlite3
 import weakref
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
-migrations = Migrations("survey_mailer")
-
-
-def now() -> str:
-    """Return the current UTC time as SQLite-friendly ISO text ("%Y-%m-%d %H:%M:%S.%f")."""
-    # isoformat rather than strftime: about 2.2 instead of 3.4 us, and this runs per click.
-    return datetime.now(UTC).isoformat(" ", "microseconds")[:26]
+from . import config as config_
 
 
-def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open the database file with WAL, foreign keys and a busy timeout."""
+def connect(path: str | Path, *, burst_seconds: float | None = None) -> sqlite_utils.Database:
+    """Open the database file with WAL, foreign keys and a busy timeout.
+
+    `burst_seconds` is the scanner-burst window that folding clicks uses on this database
+    (SURVEY_BURST_SECONDS; its default when None): whoever reads responses through this
+    connection gets them folded with it.
+    """
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +33,9 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     db = sqlite_utils.Database(conn, execute_plugins=False)
+    db.path = str(path)
+    db.burst_seconds = (config_.default("SURVEY_BURST_SECONDS") if burst_seconds is None
+                        else burst_seconds)
     # Writers queue on a file lock before SQLite's: the kernel wakes the next one the moment
     # the lock is free, where SQLite's busy handler sleeps 1, 2, 5, 10... ms between tries.
     db.write_lock = None
@@ -45,12 +45,26 @@ def connect(path: str | Path) -> sqlite_utils.Database:
     return db
 
 
+def open_configured(config: config_.Config) -> sqlite_utils.Database:
+    """Open and migrate the database the settings name, with their burst window."""
+    db = connect(config["SURVEY_DATABASE"], burst_seconds=config["SURVEY_BURST_SECONDS"])
+    migrate(db)
+    return db
+
+
+def reconnect(db: sqlite_utils.Database) -> sqlite_utils.Database:
+    """Open another connection to the same database, with the same settings."""
+    return connect(db.path, burst_seconds=db.burst_seconds)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations; return the names applied.
 
     The write lock is taken first, so processes starting together (gunicorn's workers)
     migrate one after the other and the later ones find nothing left to do.
     """
+    from .migrations import migrations
+
     with write(db):
         pending = [m.name for m in migrations.pending(db)]
         migrations.apply(db)  # nested in our transaction: sqlite-utils uses savepoints
@@ -75,260 +89,3 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     finally:
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _run(db: sqlite_utils.Database, script: str) -> None:
-    # Statement by statement: executescript() would COMMIT the migration's transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-@migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
-    _run(
-        db,
-        """
-        CREATE TABLE contacts (
-            id INTEGER PRIMARY KEY,
-            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
-            name TEXT NOT NULL DEFAULT '',
-            company TEXT NOT NULL DEFAULT '',
-            language TEXT NOT NULL DEFAULT 'en',
-            attributes TEXT NOT NULL DEFAULT '{}',
-            unsubscribed_at TEXT,
-            suppressed_at TEXT,
-            suppressed_reason TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE TABLE campaigns (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            sender TEXT NOT NULL,
-            brand TEXT NOT NULL,
-            postal_address TEXT NOT NULL DEFAULT '',
-            segment TEXT NOT NULL DEFAULT '{}',
-            created_at TEXT NOT NULL
-        );
-        CREATE TABLE deliveries (
-            id INTEGER PRIMARY KEY,
-            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
-            contact_id INTEGER NOT NULL REFERENCES contacts(id),
-            status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
-            message_id TEXT,
-            error TEXT,
-            created_at TEXT NOT NULL,
-            sent_at TEXT,
-            UNIQUE (campaign_id, contact_id)
-        );
-        CREATE INDEX deliveries_status ON deliveries(campaign_id, status);
-        CREATE INDEX deliveries_contact ON deliveries(contact_id, sent_at);
-        CREATE TABLE clicks (
-            id INTEGER PRIMARY KEY,
-            delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
-            score INTEGER,
-            kind TEXT NOT NULL DEFAULT 'score',
-            method TEXT NOT NULL,
-            user_agent TEXT NOT NULL DEFAULT '',
-            ip_hash TEXT NOT NULL DEFAULT '',
-            clicked_at TEXT NOT NULL,
-            automated INTEGER NOT NULL DEFAULT 0,
-            reason TEXT
-        );
-        CREATE INDEX clicks_delivery ON clicks(delivery_id, clicked_at);
-        CREATE TABLE responses (
-            id INTEGER PRIMARY KEY,
-            delivery_id INTEGER NOT NULL UNIQUE REFERENCES deliveries(id),
-            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
-            contact_id INTEGER NOT NULL REFERENCES contacts(id),
-            score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 10),
-            comment TEXT NOT NULL DEFAULT '',
-            contact_ok INTEGER NOT NULL DEFAULT 0,
-            display_name TEXT NOT NULL DEFAULT '',
-            testimonial_consent INTEGER NOT NULL DEFAULT 0,
-            confirmed INTEGER NOT NULL DEFAULT 0,
-            automated INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL,
-            responded_at TEXT NOT NULL
-        );
-        CREATE INDEX responses_campaign ON responses(campaign_id);
-        CREATE TABLE unsubscribes (
-            id INTEGER PRIMARY KEY,
-            contact_id INTEGER NOT NULL REFERENCES contacts(id),
-            delivery_id INTEGER REFERENCES deliveries(id),
-            method TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        """
-    )
-
-
-@migrations()
-def m006_humans(db: sqlite_utils.Database) -> None:
-    # last_click_at: when the response's score last came from a click, so burst and honeypot
-    # checks know whether it belongs to the window, and alerts know when it has settled.
-    # confirmed_at/by: who confirmed a person answered (beacon, form, staff) and when.
-    _run(
-        db,
-        """
-        ALTER TABLE responses ADD COLUMN last_click_at TEXT;
-        ALTER TABLE responses ADD COLUMN confirmed_at TEXT;
-        ALTER TABLE responses ADD COLUMN confirmed_by TEXT
-        """
-    )
-
-
-@migrations()
-def m007_reminders_and_ses_events(db: sqlite_utils.Database) -> None:
-    # Issue 3. reminders: one per delivery at most (the unique key), with the same
-    # crash-safe states as deliveries. ses_events: SNS notifications of bounces and
-    # complaints, unique by SNS MessageId so a redelivered notification is recorded once.
-    _run(
-        db,
-        """
-        CREATE TABLE reminders (
-            id INTEGER PRIMARY KEY,
-            delivery_id INTEGER NOT NULL UNIQUE REFERENCES deliveries(id),
-            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
-            status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
-            message_id TEXT,
-            error TEXT,
-            created_at TEXT NOT NULL,
-            sent_at TEXT
-        );
-        CREATE INDEX reminders_status ON reminders(campaign_id, status);
-        CREATE TABLE ses_events (
-            id INTEGER PRIMARY KEY,
-            sns_message_id TEXT NOT NULL UNIQUE,
-            topic_arn TEXT NOT NULL,
-            event_type TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '',
-            recipients TEXT NOT NULL DEFAULT '[]',
-            delivery_id INTEGER,
-            payload TEXT NOT NULL,
-            received_at TEXT NOT NULL
-        )
-        """
-    )
-
-
-@migrations()
-def m008_staff(db: sqlite_utils.Database) -> None:
-    # Issue 5, the staff workspace: accounts, follow-up cases, testimonial moderation,
-    # API keys, and the durable queue of alerts and webhooks (state survives a crash).
-    _run(
-        db,
-        """
-        CREATE TABLE staff_users (
-            id INTEGER PRIMARY KEY,
-            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
-            password_hash TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            last_login_at TEXT
-        );
-        CREATE TABLE cases (
-            response_id INTEGER PRIMARY KEY REFERENCES responses(id),
-            status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'contacted', 'resolved')),
-            assignee_id INTEGER REFERENCES staff_users(id),
-            updated_at TEXT NOT NULL,
-            updated_by INTEGER REFERENCES staff_users(id)
-        );
-        CREATE INDEX cases_status ON cases(status, assignee_id);
-        CREATE TABLE case_notes (
-            id INTEGER PRIMARY KEY,
-            response_id INTEGER NOT NULL REFERENCES responses(id),
-            author_id INTEGER REFERENCES staff_users(id),
-            body TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX case_notes_response ON case_notes(response_id, created_at);
-        CREATE TABLE testimonials (
-            response_id INTEGER PRIMARY KEY REFERENCES responses(id),
-            status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'approved', 'rejected')),
-            display_name TEXT NOT NULL DEFAULT '',
-            quote TEXT NOT NULL DEFAULT '',
-            reviewed_by INTEGER REFERENCES staff_users(id),
-            reviewed_at TEXT
-        );
-        CREATE INDEX testimonials_status ON testimonials(status, reviewed_at);
-        CREATE TABLE api_keys (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            prefix TEXT NOT NULL,
-            key_hash TEXT NOT NULL UNIQUE,
-            created_at TEXT NOT NULL,
-            last_used_at TEXT,
-            revoked_at TEXT
-        );
-        CREATE TABLE notifications (
-            id INTEGER PRIMARY KEY,
-            event_key TEXT NOT NULL UNIQUE,
-            kind TEXT NOT NULL CHECK (kind IN ('email', 'webhook')),
-            target TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'claimed', 'sent', 'failed')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at TEXT NOT NULL,
-            claimed_until TEXT,
-            last_error TEXT,
-            created_at TEXT NOT NULL,
-            sent_at TEXT
-        );
-        CREATE INDEX notifications_due ON notifications(status, next_attempt_at);
-        CREATE TABLE notify_state (
-            name TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        );
-        CREATE INDEX responses_responded ON responses(responded_at)
-        """
-    )
-    # Responses older than the workspace are history: alert only about what arrives next.
-    db.execute("INSERT INTO notify_state (name, value) VALUES ('scanned_until', ?)", [now()])
-
-
-@migrations()
-def m009_report_indexes(db: sqlite_utils.Database) -> None:
-    # NPS reports over a million responses in well under a second (SPEC 9): covering
-    # indexes let each report query read narrow index entries in group order instead of
-    # sorting table rows. Contacts in company/language order drive the breakdown joins.
-    _run(
-        db,
-        """
-        CREATE INDEX responses_counts
-            ON responses(campaign_id, score, confirmed, automated, contact_id);
-        CREATE INDEX responses_contact_counts
-            ON responses(contact_id, score, confirmed, automated);
-        CREATE INDEX responses_time_counts
-            ON responses(created_at, score, confirmed, automated, campaign_id);
-        CREATE INDEX responses_filtered ON responses(created_at, campaign_id, contact_id)
-            WHERE automated = 1 AND confirmed = 0;
-        CREATE INDEX contacts_company ON contacts(company);
-        CREATE INDEX contacts_language ON contacts(language);
-        CREATE INDEX deliveries_contact_status ON deliveries(contact_id, status);
-        CREATE INDEX deliveries_sent_at ON deliveries(sent_at, status, campaign_id)
-        """
-    )
-
-
-@migrations()
-def m010_fewer_response_indexes(db: sqlite_utils.Database) -> None:
-    # Every index is written by every click (SPEC 9: the score route's speed), and
-    # responses_counts starts with campaign_id, so it serves every lookup this one did.
-    db.execute("DROP INDEX responses_campaign")
-
-
-@migrations()
-def m011_clicks_folded(db: sqlite_utils.Database) -> None:
-    # The score route only appends to the click log (SPEC 9: the route's speed); responses
-    # are folded from the log, in click order, by whoever reads them next. until_id is the
-    # last click folded; the clicks so far were folded as they came.
-    db.execute("CREATE TABLE clicks_folded (id INTEGER PRIMARY KEY CHECK (id = 1),"
-               " until_id INTEGER NOT NULL)")
-    db.execute("INSERT INTO clicks_folded (id, until_id)"
-               " SELECT 1, coalesce(max(id), 0) FROM clicks")

@@ -19,8 +19,10 @@ import secrets
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from . import campaigns, config, contacts, db, humans, links, responses
+from . import campaigns, config, contacts, db, humans, responses, users
 from .backends.outbox import OutboxBackend
+from .clock import stamp
+from .scores import segment
 from .sender import Sender
 
 DOMAIN = "demo.example"
@@ -110,25 +112,21 @@ def quarter_dates(today: date, count: int = 4) -> list[tuple[str, datetime]]:
     return result
 
 
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def campaign_name(label: str) -> str:
     return f"Demo: relationship NPS {label}"
 
 
 def build(settings: config.Config, out=print) -> dict:
     """Build (or reuse) the demo data; return what `main` prints."""
-    database = db.connect(settings["SURVEY_DATABASE"])
-    db.migrate(database)
-    link_maker = links.from_config(settings)
+    database = db.open_configured(settings)
     backend = OutboxBackend(settings["SURVEY_OUTBOX_DIR"])
     people = sample_contacts()
     added, _ = contacts.import_rows(database, [
         {**row, "attributes": json.dumps(row["attributes"], ensure_ascii=False)} for row in people])
     if added:
         out(f"Added {added} demo contacts ({DOMAIN}) in en, es, fr and sv")
+    # Resurvey spacing does not apply inside the demo: every quarter reaches everyone.
+    everyone = config.Config({**settings, "SURVEY_RESURVEY_DAYS": 0})
     rng = random.Random(7)
     quarters = quarter_dates(date.today())
     current_id = None
@@ -136,9 +134,8 @@ def build(settings: config.Config, out=print) -> dict:
         name = campaign_name(label)
         current = index == len(quarters) - 1
         campaign_id = _find_or_create(database, name, label)
-        # Resurvey spacing does not apply inside the demo: every quarter reaches everyone.
-        sender = Sender(database, backend, link_maker, resurvey_days=0)
-        summary = sender.send(campaign_id, retry_unknown=True)
+        summary = campaigns.send(database, Sender(database, backend), everyone, campaign_id,
+                                 retry_unknown=True)
         if summary.sent:
             out(f"Sent {name!r} to {summary.sent} contacts (outbox)")
         if not current:
@@ -187,7 +184,7 @@ def _answer(database, campaign_id: int, weights: list[int], sent_at: datetime,
         found = responses.delivery(database, delivery_id)
         score = rng.choices(range(11), weights=weights)[0]
         humans.record_click(database, found, score, method="GET", user_agent=BROWSER)
-        group = "detractor" if score <= 6 else "passive" if score <= 8 else "promoter"
+        group = segment(score)
         if rng.random() < 0.6:  # most people also send the landing page's form
             promoter = group == "promoter"
             consent = promoter and rng.random() < 0.6
@@ -227,20 +224,11 @@ def _unanswered_eml(database, campaign_id: int, backend: OutboxBackend) -> Path 
     return None
 
 
-def staff_login(database, out=print) -> bool:
-    """Create the demo staff login when the staff workspace exists; say so either way."""
-    try:
-        from . import staff
-    except ImportError:
-        staff = None
-    add = getattr(staff, "add_staff", None) or getattr(staff, "add_user", None)
-    if add is None:
-        out("Staff pages are not available yet (no staff accounts in this version).")
-        return False
+def staff_login(database, out=print) -> None:
+    """Create (or reset) the demo staff login and print it."""
     password = secrets.token_urlsafe(12)
-    add(database, STAFF_EMAIL, password)
+    users.add_user(database, STAFF_EMAIL, password)
     out(f"Staff login: {STAFF_EMAIL}  password: {password}  (a new one on every run)")
-    return True
 
 
 def main() -> None:
@@ -251,14 +239,13 @@ def main() -> None:
     database = result["database"]
     base = settings["SURVEY_BASE_URL"]
     print(f"Demo database: {settings['SURVEY_DATABASE']}")
-    has_staff = staff_login(database)
+    staff_login(database)
     if result["eml"] is not None:
         print(f"Open this email (its buttons work against the server): {result['eml']}")
     else:
         print("Every demo contact has answered the current campaign already; "
               "run `make clean demo` for a fresh demo")
-    if has_staff:
-        print(f"Staff workspace: {base}/staff/")
+    print(f"Staff workspace: {base}/staff/")
     print("Report by quarter: .venv/bin/survey-mailer report --by quarter")
     print(f"Serving {base} (Ctrl-C to stop)")
     database.close()

@@ -22,26 +22,26 @@ whatever reads them next, with the same result as folding each click the moment 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
 import sqlite3
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 
 from . import db as db_
+from .clock import now, shift
 from .errors import ConfigError, NotFound
-from .nps import counted_sql
+from .scores import counted_sql
 
 DATA = Path(__file__).resolve().parent / "data"
 USER_AGENTS_FILE = DATA / "scanner_user_agents.txt"
 NETWORKS_FILE = DATA / "scanner_networks.txt"
-STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the format of db.now(): compares as text
-DEFAULT_BURST_SECONDS = 10.0
 FOLD_BATCH = 1000  # clicks folded per write transaction: tens of milliseconds of lock
 IPV4_MAPPED = bytes(10) + b"\xff\xff"
 
@@ -157,13 +157,6 @@ def _paths(value: str | None) -> list[Path]:
 # Recording clicks -------------------------------------------------------------------------
 
 
-def shift(stamp: str, seconds: float) -> str:
-    """Return a db.now() time stamp moved by some seconds."""
-    # fromisoformat/isoformat rather than strptime/strftime: ten times faster, same text.
-    moved = datetime.fromisoformat(stamp) + timedelta(seconds=seconds)
-    return moved.isoformat(sep=" ", timespec="microseconds")
-
-
 def log_click(db: sqlite_utils.Database, delivery_id: int, score: int | None, *,
               method: str, user_agent: str = "", ip_hash: str = "", kind: str = "score",
               reason: str | None = None) -> None:
@@ -182,36 +175,51 @@ def log_click(db: sqlite_utils.Database, delivery_id: int, score: int | None, *,
                 "INSERT INTO clicks (delivery_id, score, kind, method, user_agent, ip_hash,"
                 " clicked_at, automated, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 # The time is taken under the write lock: a delivery's clicks stay in order.
-                [delivery_id, score, kind, method, user_agent[:500], ip_hash, db_.now(),
+                [delivery_id, score, kind, method, user_agent[:500], ip_hash, now(),
                  int(reason is not None), reason])
         except sqlite3.IntegrityError as e:  # FOREIGN KEY: no such delivery
             raise NotFound("delivery", delivery_id) from e
 
 
-def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None, *,
-                 burst_seconds: float = DEFAULT_BURST_SECONDS, **click) -> None:
+def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None,
+                 **click) -> None:
     """Log a click and fold it into its response at once (for scripts and the demo)."""
     delivery_id = delivery if isinstance(delivery, int) else delivery["id"]
     log_click(db, delivery_id, score, **click)
-    fold(db, burst_seconds)
+    fold(db)
 
 
 # Folding clicks into responses ------------------------------------------------------------
 
 
-def fold(db: sqlite_utils.Database, burst_seconds: float = DEFAULT_BURST_SECONDS) -> int:
+def fold(db: sqlite_utils.Database) -> int:
     """Fold the clicks logged since the last fold into responses; return how many.
 
-    Whatever reads responses calls this first (reports, staff pages, the API, notify,
-    reminders, the landing forms). When nothing is pending it costs one read and takes no
-    lock; a backlog is folded in batches, so clicks never wait long for the write lock.
+    Every library function that reads responses runs this first (`reads_responses`), with
+    the burst window the connection was opened with. When nothing is pending it costs one
+    read and takes no lock; a backlog is folded in batches, so clicks never wait long for
+    the write lock.
     """
     folded = 0
     while db.execute("SELECT max(id) > (SELECT until_id FROM clicks_folded)"
                      " FROM clicks").fetchone()[0]:
         with db_.write(db) as conn:
-            folded += _fold_batch(conn, burst_seconds)
+            folded += _fold_batch(conn, db.burst_seconds)
     return folded
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def reads_responses(fn: F) -> F:
+    """Fold pending clicks before `fn(db, ...)` reads responses: callers need not ask."""
+
+    @functools.wraps(fn)
+    def wrapper(db, *args, **kwargs):
+        fold(db)
+        return fn(db, *args, **kwargs)
+
+    return wrapper
 
 
 def _fold_batch(conn: sqlite3.Connection, burst_seconds: float) -> int:
@@ -306,17 +314,16 @@ def _mark_window(conn, click_id: int, delivery_id: int, score: int | None, reaso
 # Confirmation -----------------------------------------------------------------------------
 
 
-def confirm(db: sqlite_utils.Database, delivery_id: int, *, by: str,
-            burst_seconds: float = DEFAULT_BURST_SECONDS) -> bool:
+def confirm(db: sqlite_utils.Database, delivery_id: int, *, by: str) -> bool:
     """Mark a delivery's response confirmed by a human signal; return whether one exists."""
     # The click that made the response may still be pending. Clicks logged after this
     # fold cannot change a confirmed response, so they may be folded later.
-    fold(db, burst_seconds)
+    fold(db)
     with db_.write(db) as conn:
         cursor = conn.execute(
             "UPDATE responses SET confirmed = 1, confirmed_at = coalesce(confirmed_at, ?),"
             " confirmed_by = coalesce(confirmed_by, ?) WHERE delivery_id = ?",
-            [db_.now(), by, delivery_id])
+            [now(), by, delivery_id])
     return cursor.rowcount > 0
 
 
@@ -325,7 +332,7 @@ def restore(db: sqlite_utils.Database, response_id: int, *, staff: str) -> None:
     with db_.write(db) as conn:
         cursor = conn.execute(
             "UPDATE responses SET confirmed = 1, confirmed_at = ?, confirmed_by = ?"
-            " WHERE id = ?", [db_.now(), f"staff:{staff}", response_id])
+            " WHERE id = ?", [now(), f"staff:{staff}", response_id])
     if cursor.rowcount == 0:
         raise NotFound("response", response_id)
 
@@ -339,7 +346,7 @@ def settled_sql(burst_seconds: float, alias: str = "r") -> str:
     A settled response can no longer turn out to be part of a burst, so alerts may go.
     The cut-off is computed now: build the condition again for every query.
     """
-    cutoff = shift(db_.now(), -burst_seconds)
+    cutoff = shift(now(), -burst_seconds)
     return (f"({alias}.confirmed = 1 OR coalesce({alias}.last_click_at, '') < '{cutoff}')")
 
 

@@ -23,41 +23,27 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 import sqlite_utils
 
 from .backends import Envelope, get_backend
+from .clock import ago, iso, now
 from .config import Config
-from .db import now, write
+from .db import write
 from .errors import DeliveryError, SurveyError
-from .humans import alertable_sql, fold
-from .nps import counted_sql, segment
+from .humans import alertable_sql, reads_responses
+from .scores import counted_sql, segment
 
 MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 120
 WEBHOOK_TIMEOUT = 10
-DEFAULT_BURST_SECONDS = 10.0
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _shift(seconds: float) -> str:
-    return _stamp(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 def backoff(attempts: int) -> float:
     """Return the seconds to wait before the next try after `attempts` failures."""
     return min(30 * 2 ** (attempts - 1), 6 * 3600)
-
-
-def burst_seconds(config: Config) -> float:
-    value = config.get("SURVEY_BURST_SECONDS")
-    return DEFAULT_BURST_SECONDS if value is None else float(value)
 
 
 def slack_escape(text: str) -> str:
@@ -78,20 +64,20 @@ RESPONSE_SQL = """
 # Finding events ---------------------------------------------------------------------------
 
 
+@reads_responses
 def scan(db: sqlite_utils.Database, config: Config) -> int:
     """Queue notifications for responses that became counted and settled; return how many.
 
     Responses are looked at from a stored watermark on `responded_at`, which then advances
     to a minute before the settling cutoff: anything older is settled and already seen.
     """
-    fold(db, burst_seconds(config))  # the clicks logged since the last reader came
     since = db.execute(
         "SELECT value FROM notify_state WHERE name = 'scanned_until'").fetchone()
     since = since[0] if since else "0"
     rows = db.execute(
         f"""{RESPONSE_SQL}
         WHERE r.responded_at >= :since
-          AND {alertable_sql(config['SURVEY_SCORE_POLICY'], burst_seconds(config))}
+          AND {alertable_sql(config['SURVEY_SCORE_POLICY'], config['SURVEY_BURST_SECONDS'])}
         ORDER BY r.responded_at""",
         {"since": since},
     ).fetchall()
@@ -99,7 +85,7 @@ def scan(db: sqlite_utils.Database, config: Config) -> int:
     with write(db) as conn:
         for row in rows:
             queued += _queue_response(conn, config, dict(row))
-        watermark = _stamp(datetime.now(UTC) - timedelta(seconds=burst_seconds(config) + 60))
+        watermark = ago(config['SURVEY_BURST_SECONDS'] + 60)
         conn.execute(
             "INSERT INTO notify_state (name, value) VALUES ('scanned_until', ?) "
             "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
@@ -153,18 +139,27 @@ def response_payload(row: dict, case_url: str) -> dict:
             "comment": row["comment"], "email": row["email"], "name": row["name"],
             "company": row["company"], "language": row["language"],
             "campaign_id": row["campaign_id"], "campaign": row["campaign_name"],
-            "confirmed": bool(row["confirmed"]), "responded_at": row["responded_at"],
+            "confirmed": bool(row["confirmed"]), "responded_at": iso(row["responded_at"]),
         },
         "case_url": case_url if kind == "detractor" else None,
     }
 
 
-def queue_case_update(db: sqlite_utils.Database, config: Config, response_id: int,
-                      change: dict, text: str) -> int:
-    """Queue a webhook for a change to a follow-up case (status, assignee or note)."""
+def queue_case_update(db: sqlite_utils.Database, config: Config, case: dict,
+                      changes: list[str], change: dict, by: str) -> int:
+    """Queue a webhook for a change to a follow-up case (status, assignee or note).
+
+    `case` is the case before the change, `changes` what changed in words, `change` the
+    new values, `by` who changed it.
+    """
     urls = webhook_urls(config)
-    if not urls:
+    if not urls or not changes:
         return 0
+    response_id = case["id"]
+    who = case["name"] or case["email"]
+    text = (f"Case of {slack_escape(who)} (score {case['score']}) updated by {by}: "
+            f"{', '.join(changes)}")
+    change = {**change, "by": by}
     case_url = f"{config['SURVEY_BASE_URL']}/staff/followups/{response_id}"
     payload = {"event": "case.updated", "text": f"{text} - {case_url}",
                "case": {"response_id": response_id, **change}, "case_url": case_url}
@@ -210,7 +205,7 @@ def claim(db: sqlite_utils.Database, limit: int = 50) -> list[dict]:
                 ORDER BY next_attempt_at LIMIT ?)
             RETURNING id, kind, target, payload, attempts, event_key
             """,
-            [_shift(CLAIM_SECONDS), stamp, stamp, limit]).fetchall()
+            [ago(-CLAIM_SECONDS), stamp, stamp, limit]).fetchall()
     return [dict(r) for r in rows]
 
 
@@ -256,7 +251,7 @@ def _record_failure(db, job: dict, error: str) -> str:
         conn.execute(
             "UPDATE notifications SET status = ?, next_attempt_at = ?, claimed_until = NULL, "
             "last_error = ? WHERE id = ?",
-            ["failed" if final else "pending", _shift(backoff(job["attempts"])), error[:500],
+            ["failed" if final else "pending", ago(-backoff(job["attempts"])), error[:500],
              job["id"]])
     return "failed" if final else "retry"
 
@@ -305,7 +300,7 @@ def alert_message(config: Config, payload: dict) -> EmailMessage:
         row["comment"] or "(no comment)",
         "",
         f"Contact: {row['email']}" + (" (agreed to be contacted)" if row["contact_ok"] else ""),
-        f"Answered at: {row['responded_at']} UTC",
+        f"Answered at: {iso(row['responded_at'])}",
         "",
         f"Follow-up case: {case_url}",
         "Reply to this email to write to the customer.",

@@ -7,23 +7,21 @@ import re
 
 import sqlite_utils
 
+from .contacts import has_attribute
 from .errors import SurveyError
+from .humans import reads_responses
+from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql, segment
 
 FIELDS = ("nps", "margin_of_error", "responses", "promoters", "passives", "detractors",
           "sent", "response_rate", "filtered_automated")
 ATTRIBUTE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]*$")
 
 
-def segment(score: int) -> str:
-    """Return detractor (0-6), passive (7-8) or promoter (9-10)."""
-    return "detractor" if score <= 6 else "passive" if score <= 8 else "promoter"
-
-
-def counted_sql(policy: str, alias: str = "r") -> str:
-    """Return the SQL condition under which a response counts in the NPS."""
-    if policy == "strict":
-        return f"{alias}.confirmed = 1"
-    return f"({alias}.confirmed = 1 OR {alias}.automated = 0)"
+def formatted(value: float | None) -> str:
+    """Show an NPS the one way it is shown everywhere: signed, one decimal ("+45.0")."""
+    if value is None:
+        return "-"
+    return f"{value:+.1f}" if value else "0.0"
 
 
 def score(promoters: int, detractors: int, responses: int) -> tuple[float | None, float | None]:
@@ -128,6 +126,7 @@ def _grouped(db, sql: str, params: list, by: str | None, column: str) -> dict:
     return result
 
 
+@reads_responses
 def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str | None = None,
            policy: str = "balanced", include_sent: bool = True) -> dict:
     """Return the NPS and its counts, overall and (with `by`) per group.
@@ -136,6 +135,9 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
     With `include_sent=False`, deliveries are not counted (`sent` and `response_rate` are 0):
     a page that only needs the NPS per group saves that pass.
     """
+    if by and by.startswith("attribute:") and not has_attribute(db, by.split(":", 1)[1]):
+        raise SurveyError(f'no contact has the attribute "{by.split(":", 1)[1]}": '
+                          f"group by an attribute column of the imported contacts")
     counted = counted_sql(policy)
     params = [campaign_id] if campaign_id is not None else []
     source_r, key_r = _source(by, "responses", campaign_id is not None)
@@ -146,7 +148,7 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
     # Counted rows and filtered rows in two passes: each is one cheap condition per row,
     # cheaper than four conditional sums over every row (and filtered rows are few).
     counted_sql_ = f"""
-        SELECT {key_r} AS key, count(*), sum(r.score >= 9), sum(r.score <= 6)
+        SELECT {key_r} AS key, count(*), sum({PROMOTER_SQL}), sum({DETRACTOR_SQL})
         FROM {source_r} WHERE {where_r} AND {counted} GROUP BY key"""
     sent_sql = f"""
         SELECT {key_d} AS key, count(*) FROM {source_d}
@@ -158,8 +160,8 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
         # s; by language (four keys) it was slower, so languages keep the join below.
         counted_sql_ = f"""
             SELECT {key_r} AS key, sum(a.n), sum(a.p), sum(a.d) FROM (
-                SELECT r.contact_id AS cid, count(*) AS n, sum(r.score >= 9) AS p,
-                       sum(r.score <= 6) AS d
+                SELECT r.contact_id AS cid, count(*) AS n, sum({PROMOTER_SQL}) AS p,
+                       sum({DETRACTOR_SQL}) AS d
                 FROM responses r WHERE {counted} GROUP BY r.contact_id) AS a
             JOIN contacts c ON c.id = a.cid GROUP BY key"""
         sent_sql = f"""
@@ -178,8 +180,9 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
             key = cid if by else None
             entry = counts.setdefault(key, [0, 0, 0])
             entry[0] += count
-            entry[1] += count if value >= 9 else 0
-            entry[2] += count if value <= 6 else 0
+            kind = segment(value)
+            entry[1] += count if kind == "promoter" else 0
+            entry[2] += count if kind == "detractor" else 0
             scores.setdefault(None, [0] * 11)[value] += count
     else:
         counts = _grouped(db, counted_sql_, params, by, "r.created_at")
@@ -195,8 +198,11 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
     sent = {key: value[0] for key, value in sent.items()}
     total = [sum(g[i] for g in groups.values()) for i in range(4)]
     result = _row(total[0], total[1], total[2], sum(sent.values()), total[3])
+    if campaign_id is not None or by == "campaign":
+        names = dict(db.execute("SELECT id, name FROM campaigns").fetchall())
     if campaign_id is not None:
         result["campaign"] = campaign_id
+        result["campaign_name"] = names.get(campaign_id)
     if scores is not None:
         result["scores"] = scores.get(None, [0] * 11)
     if by:
@@ -208,9 +214,13 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
                     groups.get(key, (0, 0, 0, 0))[3])}
             for key in keys
         ]
+        if by == "campaign":
+            for group in result["groups"]:
+                group["name"] = names.get(group["key"], "")
     return result
 
 
+@reads_responses
 def distribution(db: sqlite_utils.Database, *, campaign_id: int | None = None,
                  policy: str = "balanced") -> list[int]:
     """Return how many counted responses gave each score, 0 to 10."""

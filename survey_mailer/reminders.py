@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from . import campaigns
+from .clock import ago, now
 from .compose import MESSAGE_ID, Composer, Personal, Skeleton, strings
-from .db import now, write
-from .nps import counted_sql
+from .config import Config
+from .db import write
+from .humans import reads_responses
+from .links import from_config as links_from_config
+from .scores import counted_sql
+from .sender import Job, Sender, Summary
 
 SUFFIX = "-r1"
 
@@ -21,7 +27,7 @@ def _due_sql(policy: str) -> str:
     # Sent at least N days ago, still reachable, no counted answer, no reminder yet.
     return f"""
         SELECT d.id FROM deliveries d JOIN contacts c ON c.id = d.contact_id
-        WHERE d.campaign_id = ? AND d.status = 'sent' AND d.sent_at <= datetime('now', ?)
+        WHERE d.campaign_id = ? AND d.status = 'sent' AND d.sent_at <= ?
           AND c.unsubscribed_at IS NULL AND c.suppressed_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM responses r
                           WHERE r.delivery_id = d.id AND {counted_sql(policy)})
@@ -29,28 +35,45 @@ def _due_sql(policy: str) -> str:
     """
 
 
-def count_due(db: sqlite_utils.Database, campaign_id: int, after_days: int,
+@reads_responses
+def count_due(db: sqlite_utils.Database, campaign_id: int, after_days: float,
               policy: str) -> int:
     """Count the reminders `plan` would add, without writing anything."""
     return db.execute(f"SELECT count(*) FROM ({_due_sql(policy)})",
-                      [campaign_id, f"-{int(after_days)} days"]).fetchone()[0]
+                      [campaign_id, ago(after_days * 86400)]).fetchone()[0]
 
 
-def plan(db: sqlite_utils.Database, campaign_id: int, after_days: int, policy: str) -> int:
+@reads_responses
+def plan(db: sqlite_utils.Database, campaign_id: int, after_days: float, policy: str) -> int:
     """Add a pending reminder for every delivery that is due one; return how many."""
     with write(db) as conn:
+        # The cut-off to the microsecond: with 0 days, a delivery sent this very second
+        # is due too.
         cursor = conn.execute(
             f"INSERT INTO reminders (delivery_id, campaign_id, status, created_at) "
             f"SELECT id, ?, 'pending', ? FROM ({_due_sql(policy)}) WHERE 1 "
             f"ON CONFLICT (delivery_id) DO NOTHING",
-            [campaign_id, now(), campaign_id, f"-{int(after_days)} days"])
+            [campaign_id, now(), campaign_id, ago(after_days * 86400)])
     return cursor.rowcount
 
 
-def job(policy: str):
-    """Return the sender's job for reminders: excluded once the contact has answered."""
-    from .sender import Job
+def send(db: sqlite_utils.Database, sender: Sender, config: Config, campaign_id: int, *,
+         after_days: float, dry_run: bool = False, limit: int | None = None,
+         retry_unknown: bool = False, progress=None) -> Summary:
+    """Send one reminder to each contact who got the campaign `after_days` ago or more
+    and has no counted response; never a second one."""
+    policy = config["SURVEY_SCORE_POLICY"]
+    campaign = campaigns.ready(db, config, campaign_id)
+    reminders = job(campaign, ReminderComposer(campaign, links_from_config(config)), policy)
+    if dry_run:
+        return Summary(dry_run=True, unknown=sender.unknown(reminders), eligible=(
+            sender.count(reminders) + count_due(db, campaign_id, after_days, policy)))
+    plan(db, campaign_id, after_days, policy)
+    return sender.run(reminders, limit=limit, retry_unknown=retry_unknown, progress=progress)
 
+
+def job(campaign: dict, composer: Composer, policy: str) -> Job:
+    """Return the sender's job for a campaign's reminders: excluded once the contact answered."""
     return Job(
         table="reminders",
         pending_sql=f"""
@@ -70,6 +93,8 @@ def job(policy: str):
             WHERE m.campaign_id = ? AND m.status = 'sending' ORDER BY m.id
         """,
         suffix=SUFFIX,
+        campaign=campaign,
+        composer=composer,
     )
 
 

@@ -6,13 +6,18 @@ import csv
 import functools
 import hashlib
 import hmac
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import IO
 
 import sqlite_utils
 
 from . import humans
-from .db import now, write
-from .nps import counted_sql, segment
+from .clock import iso, now
+from .db import write
+from .errors import SurveyError
+from .humans import reads_responses
+from .scores import SEGMENTS, counted_sql, in_segment_sql, segment
 
 DELIVERY_SQL = """
     SELECT d.id, d.campaign_id, d.contact_id, c.email, c.name, c.language, c.company,
@@ -31,7 +36,8 @@ DELIVERY_SQL = """
 """
 
 EXPORT_COLUMNS = ("email", "name", "company", "language", "campaign", "score", "segment",
-                  "comment", "testimonial_consent", "responded_at")
+                  "comment", "testimonial_consent", "responded_at", "counted", "automated",
+                  "confirmed", "campaign_id")
 
 
 def ip_hash(ip: str | None, key: str) -> str:
@@ -63,10 +69,9 @@ def click_target(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
 
 def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, comment: str = "",
                 contact_ok: bool = False, display_name: str = "",
-                testimonial_consent: bool = False,
-                burst_seconds: float = humans.DEFAULT_BURST_SECONDS) -> None:
+                testimonial_consent: bool = False) -> None:
     """Save the landing-page form: a person submitted it, so the response is confirmed."""
-    humans.fold(db, burst_seconds)  # the clicks before it first; later ones cannot change it
+    humans.fold(db)  # the clicks before it first; later ones cannot change it
     stamp = now()
     with write(db) as conn:
         conn.execute(
@@ -88,22 +93,110 @@ def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, commen
              stamp])
 
 
-def export_rows(db: sqlite_utils.Database, campaign_id: int | None = None,
-                policy: str = "balanced"):
-    """Yield one dict per response (counted or not), oldest first."""
-    where = "WHERE r.campaign_id = ?" if campaign_id is not None else ""
+@dataclass(frozen=True)
+class Filter:
+    """Which responses a staff page, its CSV download or an export shows."""
+
+    query: str = ""  # in email, name, company or comment
+    campaign_id: int | None = None
+    company: str = ""
+    segment: str = ""  # detractor, passive or promoter
+    score: int | None = None
+    since: str = ""  # YYYY-MM-DD, inclusive, UTC
+    until: str = ""  # YYYY-MM-DD, inclusive, UTC
+    filtered: bool = False  # only responses classified automated
+
+    def sql(self) -> tuple[str, list]:
+        """Return the WHERE condition (aliases r and c) and its parameters."""
+        where, params = ["1"], []
+        if self.query:
+            like = "%" + (self.query.replace("\\", "\\\\").replace("%", "\\%")
+                          .replace("_", "\\_")) + "%"
+            where.append("(c.email LIKE ? ESCAPE '\\' OR c.name LIKE ? ESCAPE '\\' "
+                         "OR c.company LIKE ? ESCAPE '\\' OR r.comment LIKE ? ESCAPE '\\')")
+            params += [like] * 4
+        if self.campaign_id is not None:
+            where.append("r.campaign_id = ?")
+            params.append(self.campaign_id)
+        if self.company:
+            where.append("c.company = ? COLLATE NOCASE")
+            params.append(self.company)
+        if self.segment:
+            if self.segment not in SEGMENTS:
+                raise SurveyError(f'segment "{self.segment}" is not one of '
+                                  f'{", ".join(SEGMENTS)}')
+            where.append(in_segment_sql(self.segment))
+        if self.score is not None:
+            where.append("r.score = ?")
+            params.append(self.score)
+        if self.since:
+            where.append("r.responded_at >= ?")
+            params.append(_date(self.since).isoformat())
+        if self.until:  # the whole day
+            where.append("r.responded_at < ?")
+            params.append((_date(self.until) + timedelta(days=1)).isoformat())
+        if self.filtered:
+            where.append("r.automated = 1 AND r.confirmed = 0")
+        return " AND ".join(where), params
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SurveyError(f'"{value}" is not a date: write it as YYYY-MM-DD') from None
+
+
+RESPONSE_COLUMNS = """
+    r.id, r.score, r.comment, r.confirmed, r.automated, r.testimonial_consent,
+    r.responded_at, r.campaign_id, cp.name AS campaign, c.email, c.name, c.company,
+    c.language
+"""
+
+
+@reads_responses
+def search(db: sqlite_utils.Database, policy: str, where: Filter = Filter(), *,
+           limit: int = 100, offset: int = 0) -> list[dict]:
+    """Return responses matching a filter, newest first."""
+    condition, params = where.sql()
+    rows = db.execute(
+        f"""
+        SELECT {RESPONSE_COLUMNS}, {counted_sql(policy)} AS counted
+        FROM responses r JOIN contacts c ON c.id = r.contact_id
+        JOIN campaigns cp ON cp.id = r.campaign_id
+        WHERE {condition}
+        ORDER BY r.responded_at DESC, r.id DESC LIMIT ? OFFSET ?
+        """, [*params, limit, offset])
+    return [_shown(row) for row in rows]
+
+
+@reads_responses
+def count_filtered(db: sqlite_utils.Database) -> int:
+    """Return how many responses the click heuristics classified as automated."""
+    return db.execute("SELECT count(*) FROM responses WHERE automated = 1 "
+                      "AND confirmed = 0").fetchone()[0]
+
+
+@reads_responses
+def export_rows(db: sqlite_utils.Database, policy: str = "balanced",
+                where: Filter = Filter()):
+    """Yield one dict per response (counted or not), oldest first, in EXPORT_COLUMNS."""
+    condition, params = where.sql()
     for row in db.execute(
         f"""
-        SELECT c.email, c.name, c.company, c.language, r.campaign_id AS campaign, r.score,
-               r.comment, r.testimonial_consent, r.responded_at, {counted_sql(policy)} AS counted
-        FROM responses r JOIN contacts c ON c.id = r.contact_id {where}
-        ORDER BY r.id
-        """,
-        [campaign_id] if campaign_id is not None else [],
-    ):
-        row = dict(row)
-        row["segment"] = segment(row["score"])
-        yield row
+        SELECT {RESPONSE_COLUMNS}, {counted_sql(policy)} AS counted
+        FROM responses r JOIN contacts c ON c.id = r.contact_id
+        JOIN campaigns cp ON cp.id = r.campaign_id
+        WHERE {condition} ORDER BY r.id
+        """, params):
+        yield _shown(row)
+
+
+def _shown(row) -> dict:
+    row = dict(row)
+    row["segment"] = segment(row["score"])
+    row["responded_at"] = iso(row["responded_at"])
+    return row
 
 
 def write_csv(rows, stream: IO[str]) -> int:

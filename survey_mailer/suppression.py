@@ -11,7 +11,8 @@ import json
 
 import sqlite_utils
 
-from .db import now, write
+from .clock import now
+from .db import write
 
 
 def _recipients(event: dict, key: str, field: str) -> list[str]:

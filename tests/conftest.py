@@ -30,6 +30,7 @@ def settings(tmp_path, monkeypatch) -> dict[str, str]:
         "SURVEY_ENV": "production",
         "SURVEY_BASE_URL": BASE_URL,
         "SURVEY_MAIL_BACKEND": "outbox",
+        "SURVEY_POSTAL_ADDRESS": "1 Test Street, Testville",
     }
     for setting in config_.SETTINGS:
         monkeypatch.delenv(setting.name, raising=False)
@@ -230,3 +231,10 @@ def artifacts(tmp_path_factory) -> Path:
     path = tmp_path_factory.getbasetemp() / "screenshots"
     path.mkdir(exist_ok=True)
     return path
+
+
+def send_campaign(db, sender, campaign_id: int, **options):
+    """Send a campaign through a sender built by the test, as `campaign send` does."""
+    from survey_mailer import campaigns
+
+    return campaigns.send(db, sender, config_.load(), campaign_id, **options)

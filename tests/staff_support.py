@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import csrf_token
 
-from survey_mailer import responses
-from survey_mailer import staff as staff_
+from survey_mailer import responses, users
 
 EMAIL = "agent@acme.test"
 PASSWORD = "correct horse battery"
@@ -19,7 +18,7 @@ XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 @pytest.fixture
 def staff_user(db) -> int:
-    user_id, _ = staff_.add_user(db, EMAIL, PASSWORD)
+    user_id, _ = users.add_user(db, EMAIL, PASSWORD)
     return user_id
 
 

@@ -10,33 +10,35 @@ import pytest
 from conftest import outbox, score_links
 
 from landing import create_app
+from survey_mailer import clock as clock_
 from survey_mailer import config as config_
 from survey_mailer import db as db_
 from survey_mailer import humans
 from survey_mailer.errors import ConfigError, NotFound
+from survey_mailer.migrations import migrations
 
 BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/131.0.0.0 Safari/537.36")
 
 
 class Clock:
-    """A frozen db.now() that tests move forward: no test sleeps through a burst window."""
+    """The one clock, frozen, that tests move forward: no test sleeps through a burst."""
 
     def __init__(self):
-        self.time = datetime.now(UTC).replace(tzinfo=None)
+        self.time = datetime.now(UTC)
 
-    def __call__(self) -> str:
-        return self.time.strftime(humans.STAMP_FORMAT)
+    def __call__(self) -> datetime:
+        return self.time
 
     def advance(self, seconds: float) -> None:
         self.time += timedelta(seconds=seconds)
 
 
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(db_, "now", clock)
-    return clock
+def clock() -> Clock:
+    frozen = Clock()
+    with clock_.frozen(frozen):
+        yield frozen
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def counts(runner, monkeypatch, policy: str = "balanced") -> tuple[int, int]:
 
 def fold(db) -> None:
     """Fold the click log into responses, as every reader of them does first."""
-    humans.fold(db, config_.load()["SURVEY_BURST_SECONDS"])
+    humans.fold(db)
 
 
 def clicks(db) -> list[dict]:
@@ -194,7 +196,7 @@ def test_a_backlog_folds_in_batches(client, db, bob, clock, monkeypatch):
 
 def test_clicks_logged_before_the_upgrade_are_not_folded_again(tmp_path):
     database = db_.connect(tmp_path / "old.db")
-    db_.migrations.apply(database, stop_before="m011_clicks_folded")
+    migrations.apply(database, stop_before="m011_clicks_folded")
     assert "clicks_folded" not in database.table_names()
     database.execute("PRAGMA foreign_keys=OFF")  # a click alone, no delivery behind it
     database.execute("INSERT INTO clicks (delivery_id, score, method, clicked_at)"
@@ -368,6 +370,7 @@ def test_the_burst_window_is_a_setting(client, db, bob, clock, runner, monkeypat
     click(client, bob[9])
     clock.advance(3)
     click(client, bob[10])
+    db = db_.open_configured(config_.load())  # folds with the window the settings name
     assert [c["automated"] for c in clicks(db)] == [0, 0]
     assert response(db)["score"] == 10
     assert counts(runner, monkeypatch) == (1, 0)

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -122,10 +123,13 @@ def test_export_responses(runner, answered, tmp_path):
     assert runner("export", "responses", "--output", str(out)).exit_code == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert list(rows[0]) == ["email", "name", "company", "language", "campaign", "score",
-                             "segment", "comment", "testimonial_consent", "responded_at"]
-    assert [(r["email"], r["score"], r["segment"]) for r in rows] == [
-        ("ana@example.com", "10", "promoter"), ("bob@example.com", "3", "detractor"),
-        ("chloe@example.com", "8", "passive"), ("sven@example.com", "0", "detractor")]
+                             "segment", "comment", "testimonial_consent", "responded_at",
+                             "counted", "automated", "confirmed", "campaign_id"]
+    assert [(r["email"], r["score"], r["segment"], r["counted"]) for r in rows] == [
+        ("ana@example.com", "10", "promoter", "1"), ("bob@example.com", "3", "detractor", "1"),
+        ("chloe@example.com", "8", "passive", "1"), ("sven@example.com", "0", "detractor", "0")]
+    assert {r["campaign"] for r in rows} == {"Q4"}  # named, not only numbered
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows[0]["responded_at"])
 
 
 def test_campaign_list_counts_only_counted_responses(runner, answered):

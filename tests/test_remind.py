@@ -8,6 +8,7 @@ from pathlib import Path
 
 from conftest import outbox, score_links
 
+from survey_mailer import clock
 from survey_mailer import db as db_
 
 
@@ -22,7 +23,7 @@ def respond(db, address: str, *, confirmed: int, automated: int) -> None:
             "INSERT INTO responses (delivery_id, campaign_id, contact_id, score, confirmed, "
             "automated, created_at, responded_at) SELECT d.id, d.campaign_id, d.contact_id, "
             "9, ?, ?, ?, ? FROM deliveries d JOIN contacts c ON c.id = d.contact_id "
-            "WHERE c.email = ?", [confirmed, automated, db_.now(), db_.now(), address])
+            "WHERE c.email = ?", [confirmed, automated, clock.now(), clock.now(), address])
 
 
 def reminders(settings) -> dict[str, email.message.EmailMessage]:

@@ -1,12 +1,13 @@
 """Sending a campaign to the outbox: eligibility, no duplicates, crash states, dry run."""
 
 import pytest
-from conftest import outbox
+from conftest import outbox, send_campaign
 
 from survey_mailer import db as db_
 from survey_mailer.backends.outbox import OutboxBackend
 from survey_mailer.errors import DeliveryError
-from survey_mailer.sender import RateLimiter, Sender
+from survey_mailer.ratelimit import RateLimiter
+from survey_mailer.sender import Sender
 
 
 def create(runner, *extra):
@@ -142,8 +143,8 @@ class Rejecting(OutboxBackend):
 def test_a_rejected_address_fails_alone(db, links, settings, runner, contacts_csv):
     runner("contacts", "import", str(contacts_csv))
     campaign_id = int(create(runner))
-    sender = Sender(db, Rejecting(settings["SURVEY_OUTBOX_DIR"]), links)
-    summary = sender.send(campaign_id)
+    summary = send_campaign(db, Sender(db, Rejecting(settings["SURVEY_OUTBOX_DIR"])),
+                            campaign_id)
     assert (summary.sent, summary.failed) == (3, 1)
     row = db.execute("SELECT status, error FROM deliveries d JOIN contacts c "
                      "ON c.id = d.contact_id WHERE c.email = 'bob@example.com'").fetchone()
@@ -203,7 +204,8 @@ def test_an_unexpected_backend_error_leaves_that_fate_unknown(db, links, setting
                                                               contacts_csv):
     runner("contacts", "import", str(contacts_csv))
     campaign_id = int(create(runner))
-    summary = Sender(db, Exploding(settings["SURVEY_OUTBOX_DIR"]), links).send(campaign_id)
+    summary = send_campaign(db, Sender(db, Exploding(settings["SURVEY_OUTBOX_DIR"])),
+                            campaign_id)
     assert summary.sent == 3
     assert statuses(db, campaign_id)["bob@example.com"] == "sending"  # unknown, not lost
     assert db.execute("SELECT error FROM deliveries WHERE status = 'sending'").fetchone()[0] \
@@ -224,7 +226,8 @@ def test_a_message_that_cannot_be_composed_fails_alone(db, links, settings, runn
         return real(self, delivery_id, email, name, language)
 
     monkeypatch.setattr(Composer, "compose", compose)
-    summary = Sender(db, OutboxBackend(settings["SURVEY_OUTBOX_DIR"]), links).send(campaign_id)
+    summary = send_campaign(db, Sender(db, OutboxBackend(settings["SURVEY_OUTBOX_DIR"])),
+                            campaign_id)
     assert (summary.sent, summary.failed) == (3, 1)
     assert statuses(db, campaign_id)["sven@example.com"] == "failed"
     assert len(outbox(settings)) == 3

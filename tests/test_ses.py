@@ -9,6 +9,7 @@ import os
 import boto3
 import pytest
 from botocore.stub import Stubber
+from conftest import send_campaign
 from sesfixtures import (  # noqa: F401 - fixtures used by name
     FaultProxy,
     max_in_any_window,
@@ -22,7 +23,8 @@ from survey_mailer import config as config_
 from survey_mailer.backends import Envelope
 from survey_mailer.backends.ses import SESBackend
 from survey_mailer.errors import DeliveryError, SendingStopped
-from survey_mailer.sender import RATE_MARGIN, RateLimiter, Sender
+from survey_mailer.ratelimit import RATE_MARGIN, RateLimiter
+from survey_mailer.sender import Sender
 
 
 def import_contacts(runner, tmp_path, count: int) -> None:
@@ -101,8 +103,8 @@ def test_throttling_and_5xx_are_retried_every_message_once_rate_respected(
         backend.backoff = 0.05  # our rounds after botocore's; botocore's own backoff stays
         starts: list[float] = []
         limiter = RateLimiter(rate, record=starts, margin=RATE_MARGIN)
-        summary = Sender(db, backend, links, limiter=limiter,
-                         concurrency=backend.concurrency).send(campaign_id)
+        summary = send_campaign(db, Sender(db, backend, limiter=limiter,
+                                           concurrency=backend.concurrency), campaign_id)
         backend.close()
     assert (summary.sent, summary.failed, summary.deferred, summary.unknown) == (60, 0, 0, [])
     recipients = sent_recipients()

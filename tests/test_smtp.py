@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from certs import self_signed, write_pair
-from conftest import free_port
+from conftest import free_port, send_campaign
 
 from survey_mailer import db as db_
 from survey_mailer.backends.smtp import SMTPBackend
@@ -176,14 +176,14 @@ def test_wrong_password_stops_the_campaign_with_a_clear_message(
 
 def sender(db, links, server) -> Sender:
     backend = SMTPBackend("127.0.0.1", server.port, sleep=lambda seconds: None)
-    return Sender(db, backend, links, concurrency=backend.concurrency)
+    return Sender(db, backend, concurrency=backend.concurrency)
 
 
 def send(db, links, server, campaign_id):
     """Run one send and close the connection, as the command does."""
     the_sender = sender(db, links, server)
     try:
-        return the_sender.send(campaign_id)
+        return send_campaign(db, the_sender, campaign_id)
     finally:
         the_sender.backend.close()
 
@@ -222,10 +222,10 @@ def test_reconnects_when_the_server_drops_the_connection(
     server = smtp_server("none")
     campaign_id = int(campaign(runner, contacts_csv))
     the_sender = sender(db, links, server)
-    assert the_sender.send(campaign_id, limit=2).sent == 2
+    assert send_campaign(db, the_sender, campaign_id, limit=2).sent == 2
     server.stop()  # drops the open connection; the backend still holds it
     server.start()
-    summary = the_sender.send(campaign_id)
+    summary = send_campaign(db, the_sender, campaign_id)
     assert (summary.sent, summary.failed) == (2, 0)
     assert sorted(m["to"][0] for m in server.handler.messages) == EMAILS
     assert len({m["session"] for m in server.handler.messages}) == 2
@@ -236,7 +236,7 @@ def test_unreachable_server_stops_the_campaign(runner, db, links, contacts_csv, 
     port = free_port()  # nothing listens there
     campaign_id = int(campaign(runner, contacts_csv))
     backend = SMTPBackend("127.0.0.1", port, sleep=lambda seconds: None)
-    summary = Sender(db, backend, links).send(campaign_id)
+    summary = send_campaign(db, Sender(db, backend), campaign_id)
     backend.close()
     assert summary.stopped.startswith(f"cannot reach SMTP server 127.0.0.1:{port}: ")
     assert summary.sent == 0

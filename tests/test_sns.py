@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from landing import create_app
-from landing.hooks import SIGNED_FIELDS
+from survey_mailer.sns import SIGNED_FIELDS
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-events"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem"

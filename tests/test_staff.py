@@ -21,8 +21,7 @@ from staff_support import (  # noqa: F401 (fixtures)
 )
 
 from landing import create_app
-from survey_mailer import humans, responses
-from survey_mailer import staff as staff_
+from survey_mailer import humans, responses, users
 
 PAGES = ["/staff/", "/staff/followups", "/staff/followups/1", "/staff/testimonials",
          "/staff/responses", "/staff/responses.csv", "/staff/?by=language"]
@@ -55,9 +54,9 @@ def test_staff_add_with_password_and_prompt(runner, db):
     result = runner("staff", "add", "lead@acme.test", input="another secret\nanother secret\n")
     assert result.exit_code == 0
     assert "Updated the password of staff account lead@acme.test" in result.output
-    assert staff_.authenticate(db, "LEAD@acme.test", "another secret")["email"] == \
+    assert users.authenticate(db, "LEAD@acme.test", "another secret")["email"] == \
         "lead@acme.test"
-    assert staff_.authenticate(db, "lead@acme.test", "a long password") is None
+    assert users.authenticate(db, "lead@acme.test", "a long password") is None
 
 
 @pytest.mark.parametrize("args, message", [
@@ -295,7 +294,7 @@ def test_case_moves_to_contacted_with_note(staff_client, answered, staff_user):
     html = staff_client.get(response.headers["Location"]).text
     assert ("Case updated: status new -&gt; contacted, assigned to agent@acme.test, "
             "note added.") in html
-    assert re.search(r"agent@acme.test · <time[^>]*>\d{4}-\d\d-\d\d \d\d:\d\d</time>", html)
+    assert re.search(r"agent@acme.test · <time[^>]*>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ</time>", html)
     assert "Called her, fix on its way" in html
     listing = staff_client.get("/staff/followups?status=contacted").text
     assert "Ana García" in listing and "Sven Ek" not in listing

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import SendingStopped
 from . import Envelope
 
 
@@ -25,13 +26,23 @@ class OutboxBackend:
         """Write the message atomically: a reader never sees half a file.
 
         A process killed mid-write leaves a `.tmp-*.part` file, never an `.eml`; it is not
-        swept here, since another sender may be writing it right now.
+        swept here, since another sender may be writing it right now. An error before the
+        rename (a full disk, a folder that cannot be written) certainly delivered nothing:
+        it stops the run with the message still pending, so a re-run sends it once.
         """
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".part")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".part")
+        except OSError as e:
+            raise SendingStopped(f"cannot write to the outbox {self.directory}: "
+                                 f"{e.strerror}") from e
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(message)
+                f.write(message)  # closing flushes: a full disk raises inside the try
             os.replace(tmp, self.path(envelope.key))
+        except OSError as e:
+            Path(tmp).unlink(missing_ok=True)
+            raise SendingStopped(f"cannot write to the outbox {self.directory}: "
+                                 f"{e.strerror}") from e
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -1,0 +1,23 @@
+"""Query-string values read safely: anything odd is as if absent, never a 500."""
+
+from __future__ import annotations
+
+from flask import request
+from werkzeug.routing import IntegerConverter
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
+def int_arg(name: str) -> int | None:
+    """Return a query-string id, or None unless it is ASCII digits that fit SQLite."""
+    value = request.args.get(name, "")
+    if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
+        return int(value)
+    return None
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>` in a route: ASCII digits that fit SQLite, else 404."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, max=MAX_ID)

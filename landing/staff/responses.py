@@ -1,0 +1,122 @@
+"""Every response, searchable and filterable; the same filters in its CSV download."""
+
+from __future__ import annotations
+
+import csv
+import io
+from urllib.parse import urlsplit
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from survey_mailer import campaigns as campaigns_
+from survey_mailer import humans, notify, responses, scores
+from survey_mailer.errors import NotFound, SurveyError
+
+from ..args import int_arg
+from ..background import dispatch_soon
+from ..db import get_db
+from . import PostForm, bp, policy, settings
+
+PAGE_SIZE = 100
+
+
+def _filter() -> responses.Filter:
+    """Return the filter the query string asks for; a bad date is dropped, with a message."""
+    args = request.args
+    segment = args.get("segment", "")
+    where = responses.Filter(
+        query=args.get("q", "").strip()[:200], campaign_id=int_arg("campaign"),
+        company=args.get("company", "").strip()[:200],
+        segment=segment if segment in scores.SEGMENTS else "",
+        score=scores.parse(args.get("score", "")), since=args.get("since", "")[:10],
+        until=args.get("until", "")[:10], filtered=args.get("filtered") == "1")
+    for name in ("since", "until"):
+        try:
+            responses.Filter(**{name: getattr(where, name)}).sql()
+        except SurveyError as e:
+            flash(f"{e}; that date was left out.", "error")
+            where = responses.Filter(**{**where.__dict__, name: ""})
+    return where
+
+
+def _args(where: responses.Filter) -> dict:
+    """Return the query-string arguments that give this filter (links, the CSV download)."""
+    return {k: v for k, v in {
+        "q": where.query, "campaign": where.campaign_id, "company": where.company,
+        "segment": where.segment, "score": where.score, "since": where.since,
+        "until": where.until, "filtered": 1 if where.filtered else None,
+    }.items() if v not in ("", None)}
+
+
+@bp.get("/responses")
+@login_required
+def responses_page():
+    db = get_db()
+    where = _filter()
+    page = max(1, int_arg("page") or 1)
+    rows = responses.search(db, policy(), where, limit=PAGE_SIZE + 1,
+                            offset=(page - 1) * PAGE_SIZE)
+    return render_template(
+        "staff/responses.html", rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE, page=page,
+        where=where, args=_args(where), q=where.query, campaign_id=where.campaign_id,
+        automated=where.filtered, campaigns=campaigns_.names(db), restore_form=PostForm(),
+        filtered_count=responses.count_filtered(db), segments=scores.SEGMENTS)
+
+
+@bp.post("/responses/<id:response_id>/restore")
+@login_required
+def restore(response_id: int):
+    if not PostForm().validate_on_submit():
+        abort(400)
+    db = get_db()
+    try:
+        humans.restore(db, response_id, staff=current_user.email)
+    except NotFound:
+        abort(404)
+    notify.queue_response(db, settings(), response_id)
+    dispatch_soon()
+    flash("Restored as a person's answer: it now counts.", "success")
+    return redirect(request.referrer if _same_site(request.referrer)
+                    else url_for("staff.responses_page", filtered=1), 303)
+
+
+def _same_site(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).netloc == request.host \
+        and urlsplit(url).path.startswith("/staff/")
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defuse(value):
+    """Keep a spreadsheet from running a cell as a formula (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+@bp.get("/responses.csv")
+@login_required
+def responses_csv():
+    where = _filter()
+    rows = responses.export_rows(get_db(), policy(), where)
+    safe = ({k: _defuse(v) for k, v in row.items()} for row in rows)
+
+    def generate():
+        # Streamed in chunks so a million rows never sit in memory at once.
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, responses.EXPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for number, row in enumerate(safe, 1):
+            writer.writerow(row)
+            if number % 1000 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    name = (f"responses-campaign-{where.campaign_id}.csv" if where.campaign_id
+            else "responses.csv")
+    return Response(generate(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,46 @@
+"""The send rate: at most N messages start in any one-second window, across threads."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+# 5% of a second (50 ms at the window's edge) of slack for scheduling delays between a
+# slot and the wire, measured by bench/bench_send.py; it costs 5% at the rate cap.
+RATE_MARGIN = 0.05
+
+
+class RateLimiter:
+    """Allow at most `rate` starts in any one-second window (sliding log, thread-safe)."""
+
+    def __init__(self, rate: float | None, clock=time.monotonic, sleep=time.sleep,
+                 record: list[float] | None = None, margin: float = 0.0):
+        self.rate = rate
+        self.record = record  # when given, every start time is appended (tests, bench)
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        # Below one per second, space the starts evenly instead. `margin` lengthens the
+        # window a little, so the delay between taking a slot and the request reaching
+        # the wire (thread scheduling) cannot push one more into a one-second window.
+        self._window = (1.0 if rate is None or rate >= 1 else 1.0 / rate) * (1 + margin)
+        self._size = max(1, int(rate)) if rate else 0
+        self._starts: collections.deque[float] = collections.deque()
+
+    def acquire(self) -> None:
+        """Block until one more start fits in the window."""
+        if not self.rate:
+            return
+        with self._lock:
+            while True:
+                t = self._clock()
+                while self._starts and t - self._starts[0] >= self._window:
+                    self._starts.popleft()
+                if len(self._starts) < self._size:
+                    self._starts.append(t)
+                    if self.record is not None:
+                        self.record.append(t)
+                    return
+                # At least a microsecond: float rounding can leave t a hair short of the
+                # window's end after sleeping exactly the gap, and the loop would spin.
+                self._sleep(max(self._starts[0] + self._window - t, 1e-6))
