@@ -224,7 +224,7 @@ def _sender(state: State, campaign_id: int) -> Sender:
 
 def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, label: str) -> None:
     try:
-        summary = _with_progress(run, dry_run, limit)
+        summary = _with_progress(run, dry_run, limit, sender.limiter.rate)
     finally:
         sender.backend.close()
     if dry_run:
@@ -244,7 +244,7 @@ def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, label: str)
         raise click.ClickException(f"sending stopped: {summary.stopped}")
 
 
-def _with_progress(run, dry_run: bool, limit: int | None) -> Summary:
+def _with_progress(run, dry_run: bool, limit: int | None, cap: float | None = None) -> Summary:
     """Run a send with a progress bar on a terminal (sent, failed, rate, time left)."""
     if dry_run or not sys.stdout.isatty():
         return run(None)
@@ -253,17 +253,20 @@ def _with_progress(run, dry_run: bool, limit: int | None) -> Summary:
     started = time.monotonic()
 
     def status(summary: Summary | None) -> str:
-        if summary is None:
+        if summary is None or bar is None:
             return ""
-        elapsed = max(time.monotonic() - started, 1e-6)
-        return (f"{summary.sent} sent, {summary.failed} failed, "
-                f"{(summary.sent + summary.failed) / elapsed:.1f}/s")
+        handled = summary.sent + summary.failed + summary.deferred
+        rate = handled / max(time.monotonic() - started, 1e-6)
+        if cap:  # the first second's burst would promise more than the cap allows
+            rate = min(rate, cap)
+        return (f"{summary.sent} sent, {summary.failed} failed, {rate:.1f}/s, "
+                f"{_duration((bar.length - handled) / rate) if rate else '?'} left")
 
     def progress(summary: Summary):
         nonlocal bar, done
         if bar is None:
             total = summary.eligible if limit is None else min(limit, summary.eligible)
-            bar = click.progressbar(length=total, label="Sending", show_eta=True,
+            bar = click.progressbar(length=total, label="Sending", show_eta=False,
                                     show_pos=True, item_show_func=status).__enter__()
         current = summary.sent + summary.failed + summary.deferred
         bar.update(current - done, summary)
@@ -274,6 +277,16 @@ def _with_progress(run, dry_run: bool, limit: int | None) -> Summary:
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+def _duration(seconds: float) -> str:
+    """Say how long, the way a person reads it: 45s, 3m 05s, 2h 10m."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 @command(campaign, "send")

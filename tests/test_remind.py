@@ -134,3 +134,17 @@ def test_unknown_campaign(runner, db):
     result = runner("campaign", "remind", "99", "--after-days", "3")
     assert result.exit_code == 1
     assert result.output == 'Error: campaign "99" does not exist\n'
+
+
+def test_zero_days_includes_what_was_sent_this_very_second(runner, db, settings, contacts_csv):
+    """--after-days 0 reminds every unanswered delivery, even one sent a microsecond ago."""
+    from datetime import UTC, datetime
+
+    moment = datetime(2026, 12, 3, 9, 30, 15, 500000, tzinfo=UTC)
+    with clock.frozen(moment):  # the send and the reminder within the same second
+        runner("contacts", "import", str(contacts_csv))
+        runner("campaign", "create", "--name", "Q", "--subject", "S", "--sender",
+               "nps@acme.test")
+        assert runner("campaign", "send", "1").exit_code == 0
+        result = runner("campaign", "remind", "1", "--after-days", "0")
+    assert result.output == "Reminders: 4 sent, 0 failed, 0 skipped, 0 left to send\n"

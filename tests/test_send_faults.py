@@ -6,6 +6,7 @@ import email
 import email.policy
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,3 +124,46 @@ def test_ses_at_most_once_and_at_most_concurrency_unknown_per_kill(runner, db, t
         assert listed[0] == (f"{len(unknown)} with unknown fate (interrupted mid-send; not "
                              f"resent, use --retry-unknown to resend):")
         assert {line.strip() for line in listed[1:]} == unknown
+
+
+@pytest.fixture
+def small_disk(settings):
+    """A 64 KB tmpfs mounted as the outbox: room for a few survey emails, then ENOSPC."""
+    outbox = Path(settings["SURVEY_OUTBOX_DIR"])
+    outbox.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(outbox)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.fail(f"this test mounts a small tmpfs and needs root: {mounted.stderr.strip()}")
+    try:
+        yield outbox
+    finally:
+        subprocess.run(["umount", "-l", str(outbox)], check=True)
+
+
+def test_a_full_disk_stops_the_send_and_a_rerun_sends_the_rest_once(runner, db, small_disk,
+                                                                      tmp_path):
+    emails = import_contacts(runner, tmp_path)[:10]
+    db.execute(f"DELETE FROM contacts WHERE email NOT IN ({','.join('?' * 10)})", emails)
+    campaign_id = create_campaign(runner)
+    first = runner("campaign", "send", campaign_id)
+    assert first.exit_code == 1
+    sent, pending = count(db, "sent"), count(db, "pending")
+    assert sent >= 1 and pending >= 1 and sent + pending == 10
+    assert count(db, "sending") == 0  # certainly not handed over: nothing left unknown
+    assert first.stdout == f"{sent} sent, 0 failed, 0 skipped, {pending} left to send\n"
+    assert first.stderr == (f"Error: sending stopped: cannot write to the outbox {small_disk}: "
+                            f"No space left on device\n")
+    assert not list(small_disk.glob(".tmp-*"))  # no half-written file left behind
+    kept = tmp_path / "delivered"  # space is freed: the ones sent go elsewhere
+    kept.mkdir()
+    for path in small_disk.glob("*.eml"):
+        shutil.move(path, kept / path.name)
+    while count(db, "pending"):
+        result = runner("campaign", "send", campaign_id)  # a plain re-run, as the user would
+        for path in small_disk.glob("*.eml"):
+            shutil.move(path, kept / path.name)
+        assert result.exit_code in (0, 1)
+    recipients = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"]
+                  .addresses[0].addr_spec for p in kept.glob("*.eml")]
+    assert sorted(recipients) == sorted(emails)  # each exactly once

@@ -406,6 +406,48 @@ def test_csv_export_has_the_cli_columns(staff_client, answered, runner):
     assert list(web_rows[0]) == list(responses.EXPORT_COLUMNS)
 
 
+@pytest.mark.parametrize("query, emails", [
+    ("q=slow", ["ana@example.com"]),
+    ("company=globex", ["chloe@example.com", "sven@example.com"]),
+    ("segment=detractor", ["ana@example.com", "sven@example.com"]),
+    ("segment=passive", ["bob@example.com"]),
+    ("score=10", ["chloe@example.com"]),
+    ("segment=detractor&company=acme", ["ana@example.com"]),
+    ("since=2000-01-01&until=2999-12-31", ["ana@example.com", "bob@example.com",
+                                          "chloe@example.com", "sven@example.com"]),
+    ("until=2000-01-01", []),
+])
+def test_the_csv_download_follows_the_filters(staff_client, answered, query, emails):
+    """The page and its download show the same responses (issue 10, item 13)."""
+    page = staff_client.get(f"/staff/responses?{query}").text
+    link = re.search(r'href="(/staff/responses\.csv[^"]*)"', page).group(1)
+    rows = list(csv.DictReader(io.StringIO(staff_client.get(link.replace("&amp;", "&")).text)))
+    assert sorted(r["email"] for r in rows) == emails
+    for email in ("ana@example.com", "bob@example.com", "chloe@example.com",
+                  "sven@example.com"):
+        assert (f"{email}</span>" in page) == (email in emails)
+
+
+def test_a_bad_date_filter_is_said_and_left_out(staff_client, answered):
+    page = staff_client.get("/staff/responses?since=yesterday").text
+    assert "&#34;yesterday&#34; is not a date: write it as YYYY-MM-DD; that date was left " \
+           "out." in page
+    assert page.count('<span class="score-pill') == 4
+
+
+def test_a_testimonial_without_a_name_it_was_given_is_not_published(staff_client, db,
+                                                                     sent_campaign, client):
+    """The contact's full name is never offered, nor published, as the public name."""
+    ids = deliveries(db, sent_campaign)
+    response_id = answer(db, ids["chloe@example.com"], 10, "Love it", testimonial_consent=True)
+    html = staff_client.get("/staff/testimonials").text
+    assert "Love it" in html and f'name="t{response_id}-display_name" type="text" value=""' in html
+    refused = _moderate(staff_client, response_id, "approve", "")
+    assert "Not published: a testimonial is published only under a name" in \
+        staff_client.get(refused.headers["Location"]).text
+    assert client.get("/testimonials.json").json == {"testimonials": []}
+
+
 def test_csv_export_defuses_formulas(staff_client, db, sent_campaign):
     ids = deliveries(db, sent_campaign)
     answer(db, ids["ana@example.com"], 2, '=HYPERLINK("http://evil.test","x")')
