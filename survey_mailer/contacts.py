@@ -188,3 +188,48 @@ def has_attribute(db: sqlite_utils.Database, name: str) -> bool:
     return db.execute(
         "SELECT 1 FROM contacts c, json_each(c.attributes) AS j WHERE j.key = ? LIMIT 1",
         [name]).fetchone() is not None
+
+
+# One contact at a time (the API), and erasure -------------------------------------------
+
+
+def email_hash(db: sqlite_utils.Database, email: str) -> str:
+    """Return the keyed hash an erased address is remembered by."""
+    import hashlib
+    import hmac
+
+    (key,) = db.execute("SELECT value FROM keys WHERE name = 'erasure'").fetchone()
+    return hmac.new(bytes.fromhex(key), email.strip().lower().encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def is_erased(db: sqlite_utils.Database, email: str) -> bool:
+    """Return whether this address belongs to a person who asked to be forgotten."""
+    return db.execute("SELECT 1 FROM erased_addresses WHERE email_hash = ?",
+                      [email_hash(db, email)]).fetchone() is not None
+
+
+def upsert(conn, *, email: str, name: str | None = None, company: str | None = None,
+           language: str | None = None, attributes: dict[str, str] | None = None) -> dict:
+    """Insert or update one contact inside the caller's write transaction; return its row.
+
+    Fields left as None keep their stored value; attributes are merged. The caller checks
+    the values (`check_contact`) and that the address was not erased.
+    """
+    stamp = now()
+    conn.execute(
+        """
+        INSERT INTO contacts (email, name, company, language, attributes, created_at,
+                              updated_at)
+        VALUES (:email, coalesce(:name, ''), coalesce(:company, ''), coalesce(:language, 'en'),
+                :attributes, :stamp, :stamp)
+        ON CONFLICT (email) DO UPDATE SET
+            name = coalesce(:name, contacts.name),
+            company = coalesce(:company, contacts.company),
+            language = coalesce(:language, contacts.language),
+            attributes = json_patch(contacts.attributes, :attributes),
+            updated_at = :stamp
+        """,
+        {"email": email, "name": name, "company": company, "language": language,
+         "attributes": json.dumps(attributes or {}, ensure_ascii=False), "stamp": stamp})
+    return dict(conn.execute("SELECT * FROM contacts WHERE email = ?", [email]).fetchone())

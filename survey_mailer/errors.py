@@ -58,3 +58,19 @@ class FateUnknown(DeliveryError):
     The sender leaves such a delivery `sending` (unknown), like after a crash, so it is
     resent only when asked; resending it blindly could deliver it twice.
     """
+
+
+class Invalid(SurveyError):
+    """A value given to the library is not acceptable; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+class Refused(SurveyError):
+    """A survey cannot be sent to this person, for a `reason` a program can act on."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason

@@ -269,3 +269,68 @@ def m011_clicks_folded(db: sqlite_utils.Database) -> None:
                " until_id INTEGER NOT NULL)")
     db.execute("INSERT INTO clicks_folded (id, until_id)"
                " SELECT 1, coalesce(max(id), 0) FROM clicks")
+
+
+@migrations()
+def m014_worker_and_api(db: sqlite_utils.Database) -> None:
+    # Issue 12, surveys that run themselves. Deliveries: when each is due (a transactional
+    # delay, a recurring period's spread; NULL is at once), the event that asked for it and
+    # where it came from. Campaigns: a schedule (send_at), a recurring period (every,
+    # spread_days; a period's campaign points at its original and names its period),
+    # automatic reminders, and when sending started or was paused.
+    # Responses: `version` grows with every change (a trigger keeps it, so no writer can
+    # forget), which is what API cursors follow; `updated_at` says when, for people.
+    # API keys may stand for one campaign (Delighted's project). Idempotency keys replay an
+    # answer. Erased contacts stay as anonymous rows; their address only as a hash keyed
+    # with a random key of this database (not the signing key: rotating that must not
+    # let an erased address back in).
+    _run(
+        db,
+        """
+        ALTER TABLE deliveries ADD COLUMN due_at TEXT;
+        ALTER TABLE deliveries ADD COLUMN event TEXT;
+        ALTER TABLE deliveries ADD COLUMN source TEXT NOT NULL DEFAULT 'campaign';
+        CREATE INDEX deliveries_due ON deliveries(status, due_at, campaign_id);
+        ALTER TABLE campaigns ADD COLUMN send_at TEXT;
+        ALTER TABLE campaigns ADD COLUMN every TEXT;
+        ALTER TABLE campaigns ADD COLUMN spread_days INTEGER NOT NULL DEFAULT 10;
+        ALTER TABLE campaigns ADD COLUMN remind_after_days INTEGER;
+        ALTER TABLE campaigns ADD COLUMN parent_id INTEGER REFERENCES campaigns(id);
+        ALTER TABLE campaigns ADD COLUMN period TEXT;
+        ALTER TABLE campaigns ADD COLUMN started_at TEXT;
+        ALTER TABLE campaigns ADD COLUMN paused_at TEXT;
+        CREATE UNIQUE INDEX campaigns_period ON campaigns(parent_id, period);
+        ALTER TABLE responses ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE responses ADD COLUMN updated_at TEXT;
+        ALTER TABLE responses ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE response_versions (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                        last INTEGER NOT NULL);
+        INSERT INTO response_versions (id, last) SELECT 1, count(*) FROM responses;
+        UPDATE responses SET version = id, updated_at = responded_at;
+        CREATE INDEX responses_version ON responses(version);
+        ALTER TABLE api_keys ADD COLUMN campaign_id INTEGER REFERENCES campaigns(id);
+        CREATE TABLE idempotency_keys (
+            api_key_id INTEGER NOT NULL REFERENCES api_keys(id),
+            key TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (api_key_id, key)
+        );
+        ALTER TABLE contacts ADD COLUMN erased_at TEXT;
+        CREATE TABLE erased_addresses (
+            email_hash TEXT PRIMARY KEY,
+            erased_at TEXT NOT NULL
+        );
+        CREATE TABLE keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO keys (name, value) VALUES ('erasure', lower(hex(randomblob(32))))
+        """
+    )
+    for event, when in (("INSERT", ""), ("UPDATE", "WHEN NEW.version = OLD.version")):
+        db.execute(f"""
+            CREATE TRIGGER responses_version_{event.lower()} AFTER {event} ON responses {when}
+            BEGIN
+                UPDATE response_versions SET last = last + 1;
+                UPDATE responses SET version = (SELECT last FROM response_versions),
+                    updated_at = strftime('%Y-%m-%d %H:%M:%f000', 'now') WHERE id = NEW.id;
+            END""")
