@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from email.utils import parseaddr
 
 import sqlite_utils
 
-from .contacts import valid_email
+from .addresses import LINE_BREAKS, parse_mailbox, text_problem
 from .db import now, write
 from .errors import NotFound, SurveyError
 from .nps import counted_sql
@@ -46,22 +45,51 @@ def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
            brand: str | None = None, segment: dict[str, str] | None = None,
            postal_address: str = "") -> int:
     """Create a campaign and return its id."""
-    display, address = parseaddr(sender)
-    if not valid_email(address):
-        raise SurveyError(
-            f'sender "{sender}" is not an email address (for example "Acme <nps@acme.com>")')
+    # Name, subject, sender and brand are typed by a person for one campaign: a control
+    # character in one (a pasted line break, a tab) is refused, not cleaned, so that nothing
+    # goes out under a subject or sender that differs from what was typed. A line break in
+    # them could add headers (Bcc:) to every message.
+    for label, value in (("name", name), ("subject", subject), ("sender", sender),
+                         ("brand", brand or "")):
+        problem = text_problem(f"the campaign {label}", value)
+        if problem:
+            raise SurveyError(problem)
     for label, value in (("name", name), ("subject", subject)):
         if not value.strip():
             raise SurveyError(f"the campaign {label} must not be empty")
-    brand = (brand or display or address.split("@")[1]).strip()
+    try:
+        mailbox = parse_mailbox(sender.strip())
+    except ValueError:
+        raise SurveyError(
+            f'sender "{sender}" is not an email address (for example "Acme <nps@acme.com>")'
+        ) from None
+    brand = (brand or mailbox.display_name or mailbox.domain).strip()
+    postal_address = _postal_address(postal_address or "")
     with write(db) as conn:
         cursor = conn.execute(
             "INSERT INTO campaigns (name, subject, sender, brand, postal_address, segment,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [name.strip(), subject.strip(), sender, brand, postal_address,
+            [name.strip(), subject.strip(), sender.strip(), brand, postal_address,
              json.dumps(segment or {}), now()],
         )
     return cursor.lastrowid
+
+
+_BREAK_RE = re.compile(rf"\s*[{LINE_BREAKS}]+\s*")
+
+
+def _postal_address(value: str) -> str:
+    """Return a postal address on one line; refuse other control characters.
+
+    A postal address is naturally written on several lines (SURVEY_POSTAL_ADDRESS in an env
+    file, a shell's $'...'), and the footer shows it on one: its line breaks are cleaned to
+    ", " and tabs to spaces, which loses nothing. Anything else (NUL, ESC) is a mistake.
+    """
+    value = _BREAK_RE.sub(", ", value.strip()).replace("\t", " ")
+    problem = text_problem("the postal address", value)
+    if problem:
+        raise SurveyError(problem)
+    return value
 
 
 def get(db: sqlite_utils.Database, campaign_id: int) -> dict:
