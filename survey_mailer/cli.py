@@ -110,8 +110,8 @@ def contacts():
 def contacts_import(state: State, file: Path):
     """Import contacts from a CSV file with a header row (all rows or none)."""
     try:
-        with file.open(encoding="utf-8-sig", newline="") as stream:
-            added, updated = contacts_.import_csv(state.db, stream)
+        # As bytes: the encoding (UTF-8, UTF-16, Windows-1252) is detected, see csvfiles.
+        added, updated = contacts_.import_csv(state.db, file.read_bytes())
     except ImportFailed as e:
         for problem in e.problems:
             click.echo(problem, err=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from typing import IO
 
 import sqlite_utils
 
+from . import csvfiles
 from .addresses import email_problem, shown, text_problem
 from .db import now, write
 from .errors import ImportFailed, NotFound
@@ -28,16 +28,19 @@ def _text(label: str, value: str) -> tuple[str, str | None]:
     return value, text_problem(label, value)
 
 
-def parse_csv(stream: IO[str]) -> list[dict]:
-    """Read and validate contact rows; raise ImportFailed listing every bad line."""
-    reader = csv.reader(stream)
+def parse_csv(source: bytes | IO[bytes] | IO[str]) -> list[dict]:
+    """Read and validate contact rows; raise ImportFailed listing every bad line.
+
+    `source` is the file's bytes or a binary stream (its encoding and delimiter are
+    detected, see csvfiles), or a text stream already decoded.
+    """
+    records = csvfiles.records(source)
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        _, fields = next(records)
     except StopIteration:
         raise ImportFailed(["line 1: the file is empty; a header row with an email column "
                             "is required"]) from None
-    except csv.Error as e:
-        raise ImportFailed([f"line 1: {e}"]) from None
+    header = [h.strip().lower() for h in fields]
     if "email" not in header:
         raise ImportFailed([f"line 1: no \"email\" column in the header ({', '.join(header)})"])
     duplicates = {h for h in header if header.count(h) > 1}
@@ -47,11 +50,8 @@ def parse_csv(stream: IO[str]) -> list[dict]:
     problems: list[str] = []
     seen: dict[str, int] = {}
     extra = [h for h in header if h not in CORE_COLUMNS]
-    next_line = reader.line_num + 1
     try:
-        for values in reader:
-            # Where the record starts: a quoted field may span lines.
-            line, next_line = next_line, reader.line_num + 1
+        for line, values in records:
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(header):
@@ -86,10 +86,8 @@ def parse_csv(stream: IO[str]) -> list[dict]:
                     "attributes": json.dumps(
                         {k: record[k] for k in extra if record[k]}, ensure_ascii=False),
                 })
-    except csv.Error as e:
-        problems.append(f"line {reader.line_num}: {e}")
-    except UnicodeDecodeError:
-        problems.append("the file is not UTF-8 text: save it as CSV UTF-8 and import again")
+    except ImportFailed as e:  # a malformed record: report it after the rows before it
+        problems.extend(e.problems)
     if problems:
         raise ImportFailed(problems)
     return rows
@@ -121,9 +119,10 @@ def import_rows(db: sqlite_utils.Database, rows: Iterable[dict]) -> tuple[int, i
     return len(rows) - updated, updated
 
 
-def import_csv(db: sqlite_utils.Database, stream: IO[str]) -> tuple[int, int]:
+def import_csv(db: sqlite_utils.Database,
+               source: bytes | IO[bytes] | IO[str]) -> tuple[int, int]:
     """Validate a whole CSV file, then import it in one transaction."""
-    return import_rows(db, parse_csv(stream))
+    return import_rows(db, parse_csv(source))
 
 
 def get_by_email(db: sqlite_utils.Database, email: str) -> dict:
