@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 import json
@@ -16,8 +15,8 @@ import click
 from . import campaigns as campaigns_
 from . import config as config_
 from . import contacts as contacts_
+from . import csvfiles, humans, nps, responses
 from . import db as db_
-from . import humans, nps, responses
 from . import links as links_
 from .backends import get_backend
 from .compose import Composer
@@ -331,9 +330,7 @@ def report(state: State, campaign_id: int | None, by: str | None, fmt: str):
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     elif fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, ["key", *nps.FIELDS], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        csvfiles.write(out, rows, ["key", *nps.FIELDS], lineterminator="\n")
         click.echo(out.getvalue(), nl=False)
     else:
         click.echo(_table(rows, by or ""))

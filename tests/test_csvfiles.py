@@ -1,12 +1,15 @@
-"""CSV files: contacts as spreadsheets save them."""
+"""CSV files: contacts as spreadsheets save them, exports that spreadsheets will not run."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import struct
 import zlib
 
 import pytest
+from staff_support import answer, deliveries
 
 CONTACTS = ("email,name,company\nchloe@example.com,Chloé,Société Générale\n"
             "asa@example.se,Åsa,Ström AB\n")
@@ -90,3 +93,40 @@ def test_a_file_that_is_not_text_is_one_clear_line(runner, db, tmp_path, data):
         "spreadsheet, save it as CSV and import that",
         f"Error: 1 problem in {path}; nothing was imported"]
     assert names(runner) == []
+
+
+# Writing cells a spreadsheet will not run -----------------------------------------------------
+
+
+@pytest.fixture
+def formulas(runner, tmp_path, settings, db):
+    """Two answered contacts whose name, company and comment start like formulas."""
+    path = tmp_path / "formulas.csv"
+    path.write_text("email,name,company\nana@example.com,+1 555 0100,=1+1\n"
+                    "bob@example.com,Bob,-Acme\n", encoding="utf-8")
+    assert runner("contacts", "import", str(path)).exit_code == 0
+    created = runner("campaign", "create", "--name", "Q4", "--subject", "A question",
+                     "--sender", "Acme <nps@acme.test>", "--postal-address", "1 Main St")
+    campaign_id = int(created.output.splitlines()[-1])
+    assert runner("campaign", "send", str(campaign_id)).exit_code == 0
+    ids = deliveries(db, campaign_id)
+    answer(db, ids["ana@example.com"], 2, '=HYPERLINK("http://evil.test","x")')
+    answer(db, ids["bob@example.com"], 3, "@SUM(A1:A9)")
+    return campaign_id
+
+
+def test_export_responses_defuses_formulas(runner, formulas, tmp_path):
+    out = tmp_path / "r.csv"
+    assert runner("export", "responses", "--output", str(out)).exit_code == 0
+    for text in (out.read_text(encoding="utf-8"), runner("export", "responses").output):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [(r["name"], r["company"], r["comment"], r["score"]) for r in rows] == [
+            ("'+1 555 0100", "'=1+1", "'=HYPERLINK(\"http://evil.test\",\"x\")", "2"),
+            ("Bob", "'-Acme", "'@SUM(A1:A9)", "3")]
+
+
+def test_report_csv_defuses_formulas_but_keeps_negative_numbers(runner, formulas):
+    output = runner("report", "--format", "csv", "--by", "company").output
+    rows = list(csv.DictReader(io.StringIO(output)))
+    assert [(r["key"], r["nps"]) for r in rows] == [
+        ("all", "-100.0"), ("'-Acme", "-100.0"), ("'=1+1", "-100.0")]
