@@ -6,7 +6,7 @@ what no implementation can avoid per recipient: one signature with the Timestamp
 of links.py and one `str.replace` of the token in the compiled HTML.
 
 Import: a generated CSV of 100,000 contacts (with company and attributes) through
-`contacts.import_csv` into a fresh database, parsing and validation included.
+`contacts.import_csv` into a fresh database, decoding, parsing and validation included.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def import_rows() -> list[tuple]:
         database = db.connect(Path(tmp) / "bench.db")
         db.migrate(database)
         started = time.perf_counter()
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            added, updated = contacts.import_csv(database, stream)
+        # As bytes, as `contacts import` reads it: encoding and delimiter detection included.
+        added, updated = contacts.import_csv(database, path.read_bytes())
         seconds = time.perf_counter() - started
         count = database.execute("SELECT count(*) FROM contacts").fetchone()[0]
         database.close()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from email.utils import parseaddr
 
 import sqlite_utils
 
+from .addresses import LINE_BREAKS, parse_mailbox, text_problem
 from .clock import ago, now
 from .compose import Composer
 from .config import Config
-from .contacts import has_attribute, valid_email
+from .contacts import has_attribute
 from .db import write
 from .errors import NotFound, SurveyError
 from .humans import reads_responses
@@ -66,22 +66,51 @@ def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
     An empty postal address means SURVEY_POSTAL_ADDRESS at send time (`ready`).
     """
     check_segment(db, segment or {})
-    display, address = parseaddr(sender)
-    if not valid_email(address):
-        raise SurveyError(
-            f'sender "{sender}" is not an email address (for example "Acme <nps@acme.com>")')
+    # Name, subject, sender and brand are typed by a person for one campaign: a control
+    # character in one (a pasted line break, a tab) is refused, not cleaned, so that nothing
+    # goes out under a subject or sender that differs from what was typed. A line break in
+    # them could add headers (Bcc:) to every message.
+    for label, value in (("name", name), ("subject", subject), ("sender", sender),
+                         ("brand", brand or "")):
+        problem = text_problem(f"the campaign {label}", value)
+        if problem:
+            raise SurveyError(problem)
     for label, value in (("name", name), ("subject", subject)):
         if not value.strip():
             raise SurveyError(f"the campaign {label} must not be empty")
-    brand = (brand or display or address.split("@")[1]).strip()
+    try:
+        mailbox = parse_mailbox(sender.strip())
+    except ValueError:
+        raise SurveyError(
+            f'sender "{sender}" is not an email address (for example "Acme <nps@acme.com>")'
+        ) from None
+    brand = (brand or mailbox.display_name or mailbox.domain).strip()
+    postal_address = _postal_address(postal_address or "")
     with write(db) as conn:
         cursor = conn.execute(
             "INSERT INTO campaigns (name, subject, sender, brand, postal_address, segment,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [name.strip(), subject.strip(), sender, brand, postal_address,
+            [name.strip(), subject.strip(), sender.strip(), brand, postal_address,
              json.dumps(segment or {}), now()],
         )
     return cursor.lastrowid
+
+
+_BREAK_RE = re.compile(rf"\s*[{LINE_BREAKS}]+\s*")
+
+
+def _postal_address(value: str) -> str:
+    """Return a postal address on one line; refuse other control characters.
+
+    A postal address is naturally written on several lines (SURVEY_POSTAL_ADDRESS in an env
+    file, a shell's $'...'), and the footer shows it on one: its line breaks are cleaned to
+    ", " and tabs to spaces, which loses nothing. Anything else (NUL, ESC) is a mistake.
+    """
+    value = _BREAK_RE.sub(", ", value.strip()).replace("\t", " ")
+    problem = text_problem("the postal address", value)
+    if problem:
+        raise SurveyError(problem)
+    return value
 
 
 def get(db: sqlite_utils.Database, campaign_id: int) -> dict:
@@ -171,8 +200,8 @@ def ready(db: sqlite_utils.Database, config: Config, campaign_id: int) -> dict:
     in most countries (CAN-SPAM, and SPEC 8) wants one in every survey email.
     """
     campaign = get(db, campaign_id)
-    campaign["postal_address"] = (campaign["postal_address"]
-                                  or config["SURVEY_POSTAL_ADDRESS"] or "").strip()
+    campaign["postal_address"] = _postal_address(campaign["postal_address"]
+                                                 or config["SURVEY_POSTAL_ADDRESS"] or "")
     if not campaign["postal_address"]:
         raise SurveyError(
             f"campaign {campaign_id} has no postal address for the email's footer: set "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 import json
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import api_keys, nps, reminders, responses, users
+from . import api_keys, csvfiles, nps, reminders, responses, users
 from . import campaigns as campaigns_
 from . import config as config_
 from . import contacts as contacts_
@@ -113,8 +112,8 @@ def contacts():
 def contacts_import(state: State, file: Path):
     """Import contacts from a CSV file with a header row (all rows or none)."""
     try:
-        with file.open(encoding="utf-8-sig", newline="") as stream:
-            added, updated = contacts_.import_csv(state.db, stream)
+        # As bytes: the encoding (UTF-8, UTF-16, Windows-1252) is detected, see csvfiles.
+        added, updated = contacts_.import_csv(state.db, file.read_bytes())
     except ImportFailed as e:
         for problem in e.problems:
             click.echo(problem, err=True)
@@ -343,9 +342,7 @@ def report(state: State, campaign_id: int | None, by: str | None, fmt: str):
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     elif fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, ["key", *nps.FIELDS], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        csvfiles.write(out, rows, ["key", *nps.FIELDS], lineterminator="\n")
         click.echo(out.getvalue(), nl=False)
     else:
         click.echo(_table(rows, by or ""))

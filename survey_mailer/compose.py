@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate
 from functools import cache
 from pathlib import Path
 
 import jinja2
 from mjml import mjml2html
 
+from .addresses import clean_text, format_address, parse_mailbox
 from .contacts import LANGUAGES
 from .links import Links
 
@@ -105,19 +106,21 @@ class Skeleton:
         self.language = language
         self.links = links
         self._strings = strings(language)
+        self._sender = parse_mailbox(campaign["sender"])
+        self._domain = self._sender.domain
         self.html = render_html(campaign, language, links.base_url)
         text = render_text(campaign, language, links.base_url).replace("\r\n", "\n")
         self._text_parts = _split(text.replace("\n", "\r\n").encode("utf-8"))
         self._parts = _split(self._message_bytes())
-        _, sender = parseaddr(campaign["sender"])
-        self._domain = sender.rpartition("@")[2]
         self._date = (0, "")
 
     def _message_bytes(self) -> bytes:
         campaign, links = self.campaign, self.links
         msg = EmailMessage(policy=SMTP)
-        msg["From"] = campaign["sender"]
-        msg["Subject"] = campaign["subject"]
+        # Header objects of the email package, which fold and encode them; the subject is
+        # cleaned again here, whatever path it took into the database.
+        msg["From"] = self._sender
+        msg["Subject"] = clean_text(campaign["subject"])
         msg["List-Unsubscribe"] = f"<{links.unsubscribe_url(UNSUBSCRIBE)}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg["X-Survey-Campaign"] = str(campaign["id"])
@@ -129,7 +132,8 @@ class Skeleton:
         text_part.set_payload(TEXT)
         text_part.replace_header("Content-Transfer-Encoding", "base64")
         text_part.set_param("charset", "utf-8")
-        # The headers that differ per recipient go first, formatted by email.utils.
+        # The headers that differ per recipient go first; To: is formatted and folded by
+        # addresses.format_address, which no name can break out of.
         return (f"To: {TO}\r\nDate: {DATE}\r\nMessage-ID: <{MESSAGE_ID}>\r\n".encode("ascii")
                 + msg.as_bytes())
 
@@ -155,7 +159,7 @@ class Skeleton:
             b"@@U@@": unsubscribe,
             b"@@G@@": html.escape(greeting).encode("ascii", "xmlcharrefreplace"),
             b"@@X@@": _base64_lines(text),
-            b"@@TO@@": formataddr((person.name, person.email)).encode("ascii"),
+            b"@@TO@@": format_address(person.name, person.email).encode("ascii"),
             b"@@M@@": f"survey.{self.campaign['id']}.{person.delivery_id}@{self._domain}"
             .encode("ascii"),
             b"@@D@@": self._now().encode("ascii"),

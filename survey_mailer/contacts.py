@@ -2,59 +2,46 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 from collections.abc import Iterable
 from typing import IO
 
 import sqlite_utils
 
+from . import csvfiles
+from .addresses import email_problem, shown, text_problem
 from .clock import now
 from .db import write
 from .errors import ImportFailed, NotFound
 
 LANGUAGES = ("en", "es", "fr", "sv")
 CORE_COLUMNS = ("email", "name", "company", "language")
-# Deliberately simple: one @, no spaces, a dot in the domain. Mail servers decide the rest.
-EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]{2,}$")
 
 
-def valid_email(email: str) -> bool:
-    """Tell whether a string looks like a deliverable address."""
-    return email.isascii() and bool(EMAIL_RE.match(email)) and len(email) <= 254
+def _text(label: str, value: str) -> tuple[str, str | None]:
+    """Return a name or company cleaned for a header, and why it cannot be used (or None).
 
-
-def non_ascii_problem(email: str) -> str | None:
-    """Say why a non-ASCII address cannot be sent to; None for an ASCII one.
-
-    Messages are built without SMTPUTF8 (neither SES nor most relays take it), so an
-    address must be ASCII: a domain can be written in its IDNA (xn--) form, a mailbox name
-    cannot.
+    A tab is cleaned to a space: spreadsheets and copy-paste leave them, and it means a space.
+    A line break or another control character is refused: it is a broken row or an attempt to
+    add headers (Bcc:) to the mail, and cleaning it would silently import a garbled name.
     """
-    if email.isascii() or "@" not in email:
-        return None  # ASCII, or not an address at all (valid_email says so)
-    local, _, domain = email.rpartition("@")
-    if local.isascii() and local:
-        try:
-            ascii_domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass
-        else:
-            return f'"{email}" has a non-ASCII domain: write it as {local}@{ascii_domain}'
-    return f'"{email}" has non-ASCII characters before the @, which cannot be sent to'
+    value = value.replace("\t", " ").strip()
+    return value, text_problem(label, value)
 
 
-def parse_csv(stream: IO[str]) -> list[dict]:
-    """Read and validate contact rows; raise ImportFailed listing every bad line."""
-    reader = csv.reader(stream)
+def parse_csv(source: bytes | IO[bytes] | IO[str]) -> list[dict]:
+    """Read and validate contact rows; raise ImportFailed listing every bad line.
+
+    `source` is the file's bytes or a binary stream (its encoding and delimiter are
+    detected, see csvfiles), or a text stream already decoded.
+    """
+    records = csvfiles.records(source)
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        _, fields = next(records)
     except StopIteration:
         raise ImportFailed(["line 1: the file is empty; a header row with an email column "
                             "is required"]) from None
-    except csv.Error as e:
-        raise ImportFailed([f"line 1: {e}"]) from None
+    header = [h.strip().lower() for h in fields]
     if "email" not in header:
         raise ImportFailed([f"line 1: no \"email\" column in the header ({', '.join(header)})"])
     duplicates = {h for h in header if header.count(h) > 1}
@@ -65,8 +52,7 @@ def parse_csv(stream: IO[str]) -> list[dict]:
     seen: dict[str, int] = {}
     extra = [h for h in header if h not in CORE_COLUMNS]
     try:
-        for values in reader:
-            line = reader.line_num
+        for line, values in records:
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(header):
@@ -76,33 +62,33 @@ def parse_csv(stream: IO[str]) -> list[dict]:
             record = {h: v.strip() for h, v in zip(header, values, strict=True)}
             email = record["email"]
             language = record.get("language", "").lower() or "en"
+            name, name_problem = _text("name", record.get("name", ""))
+            company, company_problem = _text("company", record.get("company", ""))
             if not email:
                 problems.append(f"line {line}: email is empty")
-            elif non_ascii_problem(email):
-                problems.append(f"line {line}: {non_ascii_problem(email)}")
-            elif not valid_email(email):
-                problems.append(f"line {line}: \"{email}\" is not a valid email address")
+            elif email_problem(email):
+                problems.append(f"line {line}: {email_problem(email)}")
             elif email.lower() in seen:
                 problems.append(
                     f"line {line}: \"{email}\" already appears on line {seen[email.lower()]}")
             elif language not in LANGUAGES:
                 problems.append(
-                    f"line {line}: unknown language \"{record['language']}\" "
+                    f"line {line}: unknown language \"{shown(record['language'])}\" "
                     f"(use one of {', '.join(LANGUAGES)})")
+            elif name_problem or company_problem:
+                problems.append(f"line {line}: {name_problem or company_problem}")
             else:
                 seen[email.lower()] = line
                 rows.append({
                     "email": email,
-                    "name": record.get("name", ""),
-                    "company": record.get("company", ""),
+                    "name": name,
+                    "company": company,
                     "language": language,
                     "attributes": json.dumps(
                         {k: record[k] for k in extra if record[k]}, ensure_ascii=False),
                 })
-    except csv.Error as e:
-        problems.append(f"line {reader.line_num}: {e}")
-    except UnicodeDecodeError:
-        problems.append("the file is not UTF-8 text: save it as CSV UTF-8 and import again")
+    except ImportFailed as e:  # a malformed record: report it after the rows before it
+        problems.extend(e.problems)
     if problems:
         raise ImportFailed(problems)
     return rows
@@ -134,9 +120,10 @@ def import_rows(db: sqlite_utils.Database, rows: Iterable[dict]) -> tuple[int, i
     return len(rows) - updated, updated
 
 
-def import_csv(db: sqlite_utils.Database, stream: IO[str]) -> tuple[int, int]:
+def import_csv(db: sqlite_utils.Database,
+               source: bytes | IO[bytes] | IO[str]) -> tuple[int, int]:
     """Validate a whole CSV file, then import it in one transaction."""
-    return import_rows(db, parse_csv(stream))
+    return import_rows(db, parse_csv(source))
 
 
 def get_by_email(db: sqlite_utils.Database, email: str) -> dict:

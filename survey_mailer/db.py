@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from . import clock
 from . import config as config_
 
 
@@ -32,6 +33,9 @@ def connect(path: str | Path, *, burst_seconds: float | None = None) -> sqlite_u
     # crash or power cut can lose the last commits, which costs each commit an fsync less.
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # The one clock in SQL, for triggers (responses.updated_at): tests that freeze the
+    # clock freeze it there too.
+    conn.create_function("survey_now", 0, clock.now)
     db = sqlite_utils.Database(conn, execute_plugins=False)
     db.path = str(path)
     db.burst_seconds = (config_.default("SURVEY_BURST_SECONDS") if burst_seconds is None

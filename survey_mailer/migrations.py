@@ -279,7 +279,8 @@ def m014_worker_and_api(db: sqlite_utils.Database) -> None:
     # spread_days; a period's campaign points at its original and names its period),
     # automatic reminders, and when sending started or was paused.
     # Responses: `version` grows with every change (a trigger keeps it, so no writer can
-    # forget), which is what API cursors follow; `updated_at` says when, for people.
+    # forget), which is what API cursors follow; `updated_at` says when, for people, from
+    # the one clock (survey_now(), which db.connect gives every connection).
     # API keys may stand for one campaign (Delighted's project). Idempotency keys replay an
     # answer. Erased contacts stay as anonymous rows; their address only as a hash keyed
     # with a random key of this database (not the signing key: rotating that must not
@@ -332,5 +333,5 @@ def m014_worker_and_api(db: sqlite_utils.Database) -> None:
             BEGIN
                 UPDATE response_versions SET last = last + 1;
                 UPDATE responses SET version = (SELECT last FROM response_versions),
-                    updated_at = strftime('%Y-%m-%d %H:%M:%f000', 'now') WHERE id = NEW.id;
+                    updated_at = survey_now() WHERE id = NEW.id;
             END""")

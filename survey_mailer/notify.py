@@ -24,10 +24,11 @@ import time
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formatdate, make_msgid
 
 import sqlite_utils
 
+from .addresses import address, clean_text, parse_mailbox, valid_email
 from .backends import Envelope, get_backend
 from .clock import ago, iso, now
 from .config import Config
@@ -285,13 +286,16 @@ def alert_message(config: Config, payload: dict) -> EmailMessage:
     msg = EmailMessage()
     who = row["name"] or row["email"]
     company = f" ({row['company']})" if row["company"] else ""
-    msg["Subject"] = f"Detractor: {who}{company} scored {row['score']}"
-    msg["From"] = row["sender"]
+    sender = parse_mailbox(row["sender"])
+    # Headers as the email package's objects, every text cleaned of control characters
+    # whatever path it took into the database: a name cannot add a header (Bcc:).
+    msg["Subject"] = clean_text(f"Detractor: {who}{company} scored {row['score']}")
+    msg["From"] = sender
     msg["To"] = config["SURVEY_SUPPORT_EMAIL"]
-    msg["Reply-To"] = formataddr((row["name"], row["email"]))
+    if valid_email(row["email"]):  # else no Reply-To: support still sees it in the body
+        msg["Reply-To"] = address(row["name"], row["email"])
     msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = make_msgid(domain=parseaddr(row["sender"])[1].rpartition("@")[2]
-                                   or "survey-mailer.invalid")
+    msg["Message-ID"] = make_msgid(domain=sender.domain)
     msg["Auto-Submitted"] = "auto-generated"
     lines = [
         f"{who}{company} answered {row['score']} out of 10 to \"{row['campaign_name']}\".",

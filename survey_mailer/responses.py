@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
 import hmac
@@ -12,7 +11,7 @@ from typing import IO
 
 import sqlite_utils
 
-from . import humans
+from . import csvfiles, humans
 from .clock import iso, now
 from .db import write
 from .errors import SurveyError
@@ -200,11 +199,5 @@ def _shown(row) -> dict:
 
 
 def write_csv(rows, stream: IO[str]) -> int:
-    """Write export rows as CSV with the documented columns; return how many."""
-    writer = csv.DictWriter(stream, EXPORT_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    count = 0
-    for row in rows:
-        writer.writerow(row)
-        count += 1
-    return count
+    """Write export rows as CSV with the documented columns, formulas defused; return how many."""
+    return csvfiles.write(stream, rows, EXPORT_COLUMNS)

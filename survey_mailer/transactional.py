@@ -15,6 +15,7 @@ import re
 import sqlite_utils
 
 from . import campaigns, contacts
+from .addresses import text_problem, valid_email
 from .clock import ago, iso, now, shift
 from .db import write
 from .errors import Invalid, NotFound, Refused, SurveyError
@@ -30,16 +31,16 @@ def check_contact(email: object, name: object = None, company: object = None,
     if not isinstance(email, str) or not email.strip():
         raise Invalid("email", "email is required: the address to survey")
     email = email.strip()
-    if not contacts.valid_email(email):
+    if not valid_email(email):
         raise Invalid("email", f'"{email[:254]}" is not a valid email address')
     fields = {"email": email}
     for field, value, limit in (("name", name, 200), ("company", company, 200)):
         if value is not None:
             if not isinstance(value, str) or len(value) > limit:
                 raise Invalid(field, f"{field} must be text of at most {limit} characters")
-            if any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise Invalid(field, f"{field} must not contain control characters "
-                                     f"(line breaks, tabs)")
+            problem = text_problem(field, value)
+            if problem:
+                raise Invalid(field, problem)
             fields[field] = value.strip()
     if language is not None:
         if not isinstance(language, str) or language.lower() not in contacts.LANGUAGES:

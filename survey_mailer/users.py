@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite_utils
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .addresses import valid_email
 from .clock import now
-from .contacts import valid_email
 from .db import write
 from .errors import SurveyError
 
