@@ -25,8 +25,8 @@ DEMO_ENV := SURVEY_ENV=development SURVEY_SUPPORT_EMAIL=support@demo.example
 
 demo: $(INSTALLED)
 	$(DEMO_ENV) $(PY) -m survey_mailer.demo
-	$(DEMO_ENV) $(VENV)/bin/survey-mailer notify --watch & notify=$$!; \
-	  trap 'kill $$notify 2>/dev/null' EXIT INT TERM; \
+	$(DEMO_ENV) $(VENV)/bin/survey-mailer worker & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(DEMO_ENV) $(VENV)/bin/gunicorn --bind 127.0.0.1:5000 --workers 2 \
 	    --access-logfile - wsgi:app
 

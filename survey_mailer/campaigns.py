@@ -58,42 +58,95 @@ def check_segment(db: sqlite_utils.Database, segment: dict[str, str]) -> None:
                               f"name or an attribute column of the imported contacts")
 
 
-def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
-           brand: str | None = None, segment: dict[str, str] | None = None,
-           postal_address: str = "") -> int:
-    """Create a campaign and return its id.
+FIELDS = ("name", "subject", "sender", "brand", "postal_address", "segment",
+          "remind_after_days")
 
-    An empty postal address means SURVEY_POSTAL_ADDRESS at send time (`ready`).
-    """
-    check_segment(db, segment or {})
+
+def _checked(db: sqlite_utils.Database, fields: dict) -> dict:
+    """Return a campaign's given fields checked and cleaned, or raise SurveyError."""
     # Name, subject, sender and brand are typed by a person for one campaign: a control
     # character in one (a pasted line break, a tab) is refused, not cleaned, so that nothing
     # goes out under a subject or sender that differs from what was typed. A line break in
     # them could add headers (Bcc:) to every message.
-    for label, value in (("name", name), ("subject", subject), ("sender", sender),
-                         ("brand", brand or "")):
-        problem = text_problem(f"the campaign {label}", value)
+    for label in ("name", "subject", "sender", "brand"):
+        problem = text_problem(f"the campaign {label}", fields.get(label) or "")
         if problem:
             raise SurveyError(problem)
-    for label, value in (("name", name), ("subject", subject)):
-        if not value.strip():
+    for label in ("name", "subject"):
+        if label in fields and not fields[label].strip():
             raise SurveyError(f"the campaign {label} must not be empty")
-    try:
-        mailbox = parse_mailbox(sender.strip())
-    except ValueError:
-        raise SurveyError(
-            f'sender "{sender}" is not an email address (for example "Acme <nps@acme.com>")'
-        ) from None
-    brand = (brand or mailbox.display_name or mailbox.domain).strip()
-    postal_address = _postal_address(postal_address or "")
+        if label in fields:
+            fields[label] = fields[label].strip()
+    if "sender" in fields:
+        try:
+            parse_mailbox(fields["sender"].strip())
+        except ValueError:
+            raise SurveyError(f'sender "{fields["sender"]}" is not an email address (for '
+                              f'example "Acme <nps@acme.com>")') from None
+        fields["sender"] = fields["sender"].strip()
+    if "segment" in fields:
+        check_segment(db, fields["segment"] or {})
+        fields["segment"] = json.dumps(fields["segment"] or {})
+    if "postal_address" in fields:
+        fields["postal_address"] = _postal_address(fields["postal_address"] or "")
+    if fields.get("remind_after_days") is not None and not \
+            0 <= fields["remind_after_days"] <= 365:
+        raise SurveyError(f"--remind-after-days {fields['remind_after_days']} is not from 0 "
+                          f"to 365")
+    return fields
+
+
+def _default_brand(sender: str) -> str:
+    mailbox = parse_mailbox(sender)
+    return (mailbox.display_name or mailbox.domain).strip()
+
+
+def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
+           brand: str | None = None, segment: dict[str, str] | None = None,
+           postal_address: str = "", remind_after_days: int | None = None) -> int:
+    """Create a campaign and return its id.
+
+    An empty postal address means SURVEY_POSTAL_ADDRESS at send time (`ready`).
+    """
+    fields = _checked(db, {"name": name, "subject": subject, "sender": sender,
+                           "brand": brand or "", "segment": segment or {},
+                           "postal_address": postal_address or "",
+                           "remind_after_days": remind_after_days})
+    fields["brand"] = (fields["brand"] or _default_brand(fields["sender"])).strip()
     with write(db) as conn:
         cursor = conn.execute(
             "INSERT INTO campaigns (name, subject, sender, brand, postal_address, segment,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [name.strip(), subject.strip(), sender.strip(), brand, postal_address,
-             json.dumps(segment or {}), now()],
-        )
+            " remind_after_days, created_at) VALUES (:name, :subject, :sender, :brand,"
+            " :postal_address, :segment, :remind_after_days, :created_at)",
+            {**fields, "created_at": now()})
     return cursor.lastrowid
+
+
+def update(db: sqlite_utils.Database, campaign_id: int, **changes) -> list[str]:
+    """Change a campaign's content or audience until its first message is sent.
+
+    Fields given as None stay as they are. Return the names of the fields changed.
+    """
+    changes = {k: v for k, v in changes.items() if v is not None}
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise SurveyError(f"cannot change {', '.join(sorted(unknown))} of a campaign")
+    get(db, campaign_id)
+    fields = _checked(db, dict(changes))
+    if "brand" in fields and not fields["brand"].strip():
+        del fields["brand"]
+    with write(db) as conn:
+        if conn.execute("SELECT 1 FROM deliveries WHERE campaign_id = ? AND status IN "
+                        "('sending', 'sent') LIMIT 1", [campaign_id]).fetchone():
+            content = set(fields) - {"remind_after_days"}
+            if content:
+                raise SurveyError(f"campaign {campaign_id} has started sending: its "
+                                  f"{', '.join(sorted(content))} can no longer change")
+        if fields:
+            assignments = ", ".join(f"{k} = :{k}" for k in fields)
+            conn.execute(f"UPDATE campaigns SET {assignments} WHERE id = :id",
+                         {**fields, "id": campaign_id})
+    return sorted(fields)
 
 
 _BREAK_RE = re.compile(rf"\s*[{LINE_BREAKS}]+\s*")
@@ -147,23 +200,41 @@ def list_campaigns(db: sqlite_utils.Database, policy: str = "balanced") -> list[
     for row in rows:
         row = dict(row)
         row["segment"] = json.loads(row["segment"])
+        row["status"] = status(row)
         result.append(row)
     return result
+
+
+def status(row: dict) -> str:
+    """Return draft, scheduled, sending, paused, sent or recurring for a campaign row.
+
+    The row needs `sent` and `unsent` (pending or sending) delivery counts.
+    """
+    if row.get("every"):
+        return "recurring"
+    if row.get("unsent"):
+        return "paused" if row.get("paused_at") else "sending"
+    if row.get("started_at") or row.get("sent"):
+        return "sent"
+    if row.get("send_at"):
+        return "scheduled"
+    return "draft"
 
 
 def _eligible(campaign: dict, resurvey_days: int) -> tuple[str, list]:
     where, params = segment_sql(campaign["segment"])
     sql = f"""
         SELECT c.id FROM contacts c
-        WHERE c.unsubscribed_at IS NULL AND c.suppressed_at IS NULL
+        WHERE c.unsubscribed_at IS NULL AND c.suppressed_at IS NULL AND c.erased_at IS NULL
           AND {where}
           AND NOT EXISTS (
             SELECT 1 FROM deliveries d WHERE d.contact_id = c.id AND d.campaign_id = ?)
           AND NOT EXISTS (
             SELECT 1 FROM deliveries d
             WHERE d.contact_id = c.id AND d.campaign_id != ?
-              AND d.status IN ('sending', 'sent')
-              AND coalesce(d.sent_at, d.created_at) > ?
+              AND (d.status IN ('sending', 'sent')
+                   OR d.status = 'pending' AND d.due_at IS NOT NULL)  -- scheduled
+              AND coalesce(d.sent_at, d.due_at, d.created_at) > ?
           )
     """
     return sql, [*params, campaign["id"], campaign["id"], ago(resurvey_days * 86400)]
@@ -175,22 +246,32 @@ def count_eligible(db: sqlite_utils.Database, campaign: dict, resurvey_days: int
     return db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
 
 
-def plan(db: sqlite_utils.Database, campaign: dict, resurvey_days: int) -> int:
+def plan(db: sqlite_utils.Database, campaign: dict, resurvey_days: int,
+         due: str | None = None) -> int:
     """Add a pending delivery for every eligible contact not yet planned; return how many.
 
-    Eligible: matches the segment, not unsubscribed or suppressed, and not sent
-    another campaign within `resurvey_days`. The unique (campaign, contact) pair makes
-    this idempotent, which is what lets a crashed send be re-run.
+    Eligible: matches the audience, reachable (not unsubscribed, suppressed or erased), and
+    not surveyed by another campaign within `resurvey_days`. The unique (campaign, contact)
+    pair makes this idempotent, which is what lets a crashed send be re-run. `due` (a stored
+    stamp) hands the deliveries to the worker, which sends them from then on; without it,
+    they are the `campaign send` command's.
     """
     sql, params = _eligible(campaign, resurvey_days)
     with write(db) as conn:
         cursor = conn.execute(
-            f"INSERT INTO deliveries (campaign_id, contact_id, status, created_at) "
-            f"SELECT ?, id, 'pending', ? FROM ({sql}) WHERE 1 "
+            f"INSERT INTO deliveries (campaign_id, contact_id, status, created_at, due_at) "
+            f"SELECT ?, id, 'pending', ?, ? FROM ({sql}) WHERE 1 "
             f"ON CONFLICT (campaign_id, contact_id) DO NOTHING",
-            [campaign["id"], now(), *params],
+            [campaign["id"], now(), due, *params],
         )
     return cursor.rowcount
+
+
+def eligible(db: sqlite_utils.Database, campaign: dict, resurvey_days: int) -> list[tuple]:
+    """Return (id, attributes) of the contacts `plan` would add, in id order."""
+    sql, params = _eligible(campaign, resurvey_days)
+    return db.execute(f"SELECT id, attributes FROM contacts WHERE id IN ({sql}) ORDER BY id",
+                      params).fetchall()
 
 
 def ready(db: sqlite_utils.Database, config: Config, campaign_id: int) -> dict:
@@ -209,20 +290,39 @@ def ready(db: sqlite_utils.Database, config: Config, campaign_id: int) -> dict:
     return campaign
 
 
-def job(campaign: dict, composer: Composer) -> Job:
-    """Return the sender's job for a campaign's deliveries."""
+def start(db: sqlite_utils.Database, campaign_id: int) -> None:
+    """Record that the campaign started sending (its content can no longer change)."""
+    with write(db) as conn:
+        conn.execute("UPDATE campaigns SET started_at = coalesce(started_at, ?) WHERE id = ?",
+                     [now(), campaign_id])
+
+
+def job(campaign: dict, composer: Composer, scheduled_only: bool = False) -> Job:
+    """Return the sender's job for a campaign's deliveries.
+
+    `scheduled_only`: only those handed to the worker (with a due time), not those that
+    `campaign send` planned for itself.
+    """
+    due = ("d.due_at <= :now" if scheduled_only
+           else "(d.due_at IS NULL OR d.due_at <= :now)")
     return Job(
         table="deliveries",
-        pending_sql="""
+        pending_sql=f"""
             SELECT d.id, d.id AS delivery_id, c.email, c.name, c.language,
-                   c.unsubscribed_at IS NOT NULL OR c.suppressed_at IS NOT NULL AS excluded
+                   c.unsubscribed_at IS NOT NULL OR c.suppressed_at IS NOT NULL
+                   OR c.erased_at IS NOT NULL AS excluded
             FROM deliveries d JOIN contacts c ON c.id = d.contact_id
-            WHERE d.campaign_id = ? AND d.status = 'pending' AND d.id > ?
-            ORDER BY d.id LIMIT ?
+            WHERE d.campaign_id = :campaign AND d.status = 'pending' AND d.id > :after
+              AND {due}
+            ORDER BY d.id LIMIT :limit
+        """,
+        due_sql=f"""
+            SELECT count(*) FROM deliveries d WHERE d.campaign_id = :campaign
+              AND d.status = 'pending' AND {due}
         """,
         unknown_sql="""
             SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id
-            WHERE d.campaign_id = ? AND d.status = 'sending' ORDER BY d.id
+            WHERE d.campaign_id = :campaign AND d.status = 'sending' ORDER BY d.id
         """,
         suffix="",
         campaign=campaign,
@@ -232,18 +332,21 @@ def job(campaign: dict, composer: Composer) -> Job:
 
 def send(db: sqlite_utils.Database, sender: Sender, config: Config, campaign_id: int, *,
          dry_run: bool = False, limit: int | None = None, retry_unknown: bool = False,
-         progress=None) -> Summary:
+         progress=None, scheduled_only: bool = False, stop=lambda: False) -> Summary:
     """Send the campaign to every eligible contact who has not had it yet.
 
     Planning first (idempotent: one delivery per contact and campaign), then the sender
-    runs the pending deliveries, so a re-run after a crash resumes exactly.
+    runs the pending deliveries, so a re-run after a crash resumes exactly. The worker
+    (`scheduled_only`) plans nothing: it sends what schedules and the API made due.
     """
     campaign = ready(db, config, campaign_id)
     resurvey_days = config["SURVEY_RESURVEY_DAYS"]
-    deliveries = job(campaign, Composer(campaign, links_from_config(config)))
+    deliveries = job(campaign, Composer(campaign, links_from_config(config)), scheduled_only)
     if dry_run:
         return Summary(dry_run=True, unknown=sender.unknown(deliveries), eligible=(
-            sender.count(deliveries) + count_eligible(db, campaign, resurvey_days)))
-    plan(db, campaign, resurvey_days)
+            sender.due(deliveries) + count_eligible(db, campaign, resurvey_days)))
+    if not scheduled_only:
+        plan(db, campaign, resurvey_days)
+        start(db, campaign_id)
     return sender.run(deliveries, limit=limit, retry_unknown=retry_unknown,
-                      progress=progress)
+                      progress=progress, stop=stop)

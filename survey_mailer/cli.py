@@ -10,15 +10,17 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
-from . import api_keys, csvfiles, nps, reminders, responses, users
+from . import api_keys, csvfiles, nps, reminders, responses, schedules, users
 from . import campaigns as campaigns_
 from . import config as config_
 from . import contacts as contacts_
 from . import db as db_
 from . import links as links_
+from .clock import iso, stamp
 from .compose import Composer
 from .errors import ImportFailed, SurveyError
 from .sender import Sender, Summary
@@ -157,37 +159,108 @@ def campaign():
     """Create, preview and send survey campaigns."""
 
 
+def campaign_options(required: bool):
+    """The options of `campaign create`, also those of `campaign update` (all optional)."""
+
+    def decorator(fn):
+        for option in reversed([
+            click.option("--name", required=required, help="Internal name of the campaign."),
+            click.option("--subject", required=required, help="Subject line of the email."),
+            click.option("--sender", required=required,
+                         help='From address, e.g. "Acme <nps@acme.com>".'),
+            click.option("--brand", help="Name in the question (default: the sender's name)."),
+            click.option("--segment", multiple=True, metavar="ATTRIBUTE=VALUE",
+                         help="Only contacts matching this (repeatable; all must match)."),
+            click.option("--postal-address", help="Postal address in the footer "
+                         "(default: SURVEY_POSTAL_ADDRESS)."),
+            click.option("--remind-after-days", type=click.IntRange(0, 365),
+                         help="The worker sends one reminder N days after each email to "
+                              "contacts with no counted response."),
+        ]):
+            fn = option(fn)
+        return fn
+
+    return decorator
+
+
 @command(campaign, "create")
-@click.option("--name", required=True, help="Internal name of the campaign.")
-@click.option("--subject", required=True, help="Subject line of the email.")
-@click.option("--sender", required=True, help='From address, e.g. "Acme <nps@acme.com>".')
-@click.option("--brand", help="Name in the question (default: the sender's name).")
-@click.option("--segment", multiple=True, metavar="ATTRIBUTE=VALUE",
-              help="Only contacts matching this (repeatable; all must match).")
-@click.option("--postal-address", help="Postal address in the footer "
-              "(default: SURVEY_POSTAL_ADDRESS).")
-def campaign_create(state: State, name, subject, sender, brand, segment, postal_address):
+@campaign_options(required=True)
+def campaign_create(state: State, name, subject, sender, brand, segment, postal_address,
+                    remind_after_days):
     """Create a campaign; its id is printed alone on the last line."""
     campaign_id = campaigns_.create(
         state.db, name=name, subject=subject, sender=sender, brand=brand,
-        segment=campaigns_.parse_segment(segment),
-        postal_address=postal_address or "")
+        segment=campaigns_.parse_segment(segment), postal_address=postal_address or "",
+        remind_after_days=remind_after_days)
     click.echo(f"Created campaign {name!r}")
     click.echo(campaign_id)
+
+
+@command(campaign, "update")
+@click.argument("campaign_id", type=int)
+@campaign_options(required=False)
+def campaign_update(state: State, campaign_id: int, name, subject, sender, brand, segment,
+                    postal_address, remind_after_days):
+    """Change a campaign; its content can change until its first message is sent."""
+    changed = campaigns_.update(
+        state.db, campaign_id, name=name, subject=subject, sender=sender, brand=brand,
+        segment=campaigns_.parse_segment(segment) if segment else None,
+        postal_address=postal_address, remind_after_days=remind_after_days)
+    click.echo(f"Campaign {campaign_id}: " + (f"changed {', '.join(changed)}" if changed
+                                               else "nothing to change"))
+
+
+@command(campaign, "schedule")
+@click.argument("campaign_id", type=int)
+@click.option("--at", "at", metavar='"YYYY-MM-DD HH:MM"',
+              help="Send once at this time, in SURVEY_TIMEZONE.")
+@click.option("--every", type=click.Choice(schedules.PERIODS),
+              help="Send every period: a new campaign per period, named after it.")
+@click.option("--spread-days", type=click.IntRange(1, 60),
+              default=schedules.DEFAULT_SPREAD_DAYS, show_default=True,
+              help="With --every: spread the emails over the first N weekdays.")
+@click.option("--off", is_flag=True, help="Cancel the campaign's schedule.")
+def campaign_schedule(state: State, campaign_id: int, at: str | None, every: str | None,
+                      spread_days: int, off: bool):
+    """Have the worker send a campaign at a time, or every period."""
+    if sum(bool(x) for x in (at, every, off)) != 1:
+        raise click.UsageError("give exactly one of --at, --every and --off")
+    zone = ZoneInfo(state.config["SURVEY_TIMEZONE"])
+    if off:
+        schedules.unschedule(state.db, campaign_id)
+        click.echo(f"Campaign {campaign_id}: no schedule")
+    elif at:
+        moment = schedules.parse_local(at, zone)
+        schedules.schedule_at(state.db, campaign_id, moment)
+        click.echo(f"Campaign {campaign_id}: the worker sends it at "
+                   f"{moment:%Y-%m-%d %H:%M} {zone.key} ({iso(stamp(moment))})")
+    else:
+        first = schedules.schedule_every(state.db, campaign_id, every, zone, spread_days)
+        click.echo(f"Campaign {campaign_id}: every {every}, spread over {spread_days} "
+                   f"weekdays; the first is {first.label}, from "
+                   f"{first.start:%Y-%m-%d %H:%M} {zone.key}")
 
 
 @command(campaign, "list")
 @format_option
 def campaign_list(state: State, fmt: str):
-    """List campaigns with how many were sent and answered."""
+    """List campaigns: status, schedule, next send, how many were sent and answered."""
+    zone = ZoneInfo(state.config["SURVEY_TIMEZONE"])
     rows = campaigns_.list_campaigns(state.db, state.config["SURVEY_SCORE_POLICY"])
+    for row in rows:
+        row["schedule"] = schedules.describe(row)
+        row["next_send"] = iso(schedules.next_send(row, zone))
+        for key in ("created_at", "send_at", "started_at", "paused_at"):
+            row[key] = iso(row[key])
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     for row in rows:
         segment = " ".join(f"{k}={v}" for k, v in row["segment"].items())
-        click.echo(f"{row['id']}\t{row['name']}\t{row['sent']} sent\t"
-                   f"{row['responses']} responses\t{segment}".rstrip())
+        click.echo("\t".join([
+            str(row["id"]), row["name"], row["status"], f"{row['sent']} sent",
+            f"{row['responses']} responses", row["schedule"] or "-",
+            f"next {row['next_send']}" if row["next_send"] else "-", segment]).rstrip())
 
 
 @command(campaign, "preview")
@@ -230,7 +303,9 @@ def _run_send(sender: Sender, run, dry_run: bool, limit: int | None, label: str)
         click.echo(f"Dry run: {summary.eligible} would be sent")
     else:
         click.echo(f"{label}{summary.sent} sent, {summary.failed} failed, "
-                   f"{summary.skipped} skipped, {summary.remaining} left to send")
+                   f"{summary.skipped} skipped, {summary.remaining} left to send"
+                   + (f", {summary.scheduled} scheduled for later" if summary.scheduled
+                      else ""))
     if summary.deferred:
         click.echo(f"{summary.deferred} deferred after temporary errors: run the same "
                    f"command again to retry them", err=True)
@@ -473,3 +548,34 @@ def api_key_revoke(state: State, key_id: int):
 
 def main():  # pragma: no cover - console script entry
     cli()
+
+
+@command(cli, "worker")
+@click.option("--once", is_flag=True, help="Do one round and exit (for cron).")
+@click.option("--interval", type=click.FloatRange(min=0.1),
+              help="Seconds between rounds (default: SURVEY_WORKER_INTERVAL).")
+def worker_command(state: State, once: bool, interval: float | None):
+    """Run the background service: clicks, alerts, schedules, due sends, reminders."""
+    import logging
+    import signal
+
+    from .worker import Worker
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%SZ")
+    logging.Formatter.converter = time.gmtime  # UTC, like every other time stamp here
+    worker = Worker(state.db, state.config)
+    problem = config_.base_url_problem(state.config)
+    if problem:
+        logging.getLogger("survey_mailer.worker").warning(problem)
+    if once:
+        worker.round()
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    logging.getLogger("survey_mailer.worker").info(
+        "worker started: a round every %gs; SIGTERM or Ctrl-C stops it",
+        interval or state.config["SURVEY_WORKER_INTERVAL"])
+    worker.run(interval)
+    logging.getLogger("survey_mailer.worker").info("worker stopped")

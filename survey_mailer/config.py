@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 
@@ -23,6 +25,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     kind: type = str
     positive: bool = False  # numbers only: zero is refused too
+    check: Callable[[str], object] | None = None  # raises ValueError for a bad value
 
 
 SETTINGS = [
@@ -74,6 +77,11 @@ SETTINGS = [
     Setting("SURVEY_STAFF_SESSION_HOURS", "8",
             "a staff login ends after this many hours, active or not", kind=float,
             positive=True),
+    Setting("SURVEY_TIMEZONE", "UTC",
+            "IANA time zone of schedules (campaign schedule --at) and recurring periods",
+            check=lambda name: _zone(name)),
+    Setting("SURVEY_WORKER_INTERVAL", "5", "seconds between the worker's rounds",
+            kind=float, positive=True),
     Setting("SURVEY_SCANNER_USER_AGENTS", None,
             "extra files (comma-separated) of scanner user-agent substrings, one a line"),
     Setting("SURVEY_SCANNER_NETWORKS", None,
@@ -81,6 +89,13 @@ SETTINGS = [
 ]
 
 BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone name (like Europe/Stockholm or UTC)") from None
 
 
 def _parse(setting: Setting, raw: str | None) -> Any:
@@ -92,6 +107,11 @@ def _parse(setting: Setting, raw: str | None) -> Any:
         raise ConfigError(
             f"{setting.name}={raw!r} is not valid: use one of {', '.join(setting.choices)}"
         )
+    if setting.check is not None:
+        try:
+            setting.check(raw)
+        except ValueError as e:
+            raise ConfigError(f"{setting.name}={raw!r} is not valid: {e}") from None
     if setting.kind is not str:
         try:
             value = setting.kind(raw)

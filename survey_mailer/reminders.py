@@ -59,7 +59,7 @@ def plan(db: sqlite_utils.Database, campaign_id: int, after_days: float, policy:
 
 def send(db: sqlite_utils.Database, sender: Sender, config: Config, campaign_id: int, *,
          after_days: float, dry_run: bool = False, limit: int | None = None,
-         retry_unknown: bool = False, progress=None) -> Summary:
+         retry_unknown: bool = False, progress=None, stop=lambda: False) -> Summary:
     """Send one reminder to each contact who got the campaign `after_days` ago or more
     and has no counted response; never a second one."""
     policy = config["SURVEY_SCORE_POLICY"]
@@ -67,9 +67,10 @@ def send(db: sqlite_utils.Database, sender: Sender, config: Config, campaign_id:
     reminders = job(campaign, ReminderComposer(campaign, links_from_config(config)), policy)
     if dry_run:
         return Summary(dry_run=True, unknown=sender.unknown(reminders), eligible=(
-            sender.count(reminders) + count_due(db, campaign_id, after_days, policy)))
+            sender.due(reminders) + count_due(db, campaign_id, after_days, policy)))
     plan(db, campaign_id, after_days, policy)
-    return sender.run(reminders, limit=limit, retry_unknown=retry_unknown, progress=progress)
+    return sender.run(reminders, limit=limit, retry_unknown=retry_unknown, progress=progress,
+                      stop=stop)
 
 
 def job(campaign: dict, composer: Composer, policy: str) -> Job:
@@ -79,18 +80,22 @@ def job(campaign: dict, composer: Composer, policy: str) -> Job:
         pending_sql=f"""
             SELECT m.id, m.delivery_id, c.email, c.name, c.language,
                    c.unsubscribed_at IS NOT NULL OR c.suppressed_at IS NOT NULL
-                   OR EXISTS (SELECT 1 FROM responses r
+                   OR c.erased_at IS NOT NULL OR EXISTS (SELECT 1 FROM responses r
                               WHERE r.delivery_id = m.delivery_id AND {counted_sql(policy)})
                    AS excluded
             FROM reminders m JOIN deliveries d ON d.id = m.delivery_id
             JOIN contacts c ON c.id = d.contact_id
-            WHERE m.campaign_id = ? AND m.status = 'pending' AND m.id > ?
-            ORDER BY m.id LIMIT ?
+            WHERE m.campaign_id = :campaign AND m.status = 'pending' AND m.id > :after
+            ORDER BY m.id LIMIT :limit
+        """,
+        due_sql="""
+            SELECT count(*) FROM reminders m
+            WHERE m.campaign_id = :campaign AND m.status = 'pending'
         """,
         unknown_sql="""
             SELECT c.email FROM reminders m JOIN deliveries d ON d.id = m.delivery_id
             JOIN contacts c ON c.id = d.contact_id
-            WHERE m.campaign_id = ? AND m.status = 'sending' ORDER BY m.id
+            WHERE m.campaign_id = :campaign AND m.status = 'sending' ORDER BY m.id
         """,
         suffix=SUFFIX,
         campaign=campaign,

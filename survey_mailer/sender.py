@@ -24,7 +24,7 @@ from .clock import now
 from .config import Config
 from .db import write
 from .errors import DeliveryError, FateUnknown, SendingStopped
-from .ratelimit import RATE_MARGIN, RateLimiter
+from .ratelimit import RATE_MARGIN, RateLimiter, SharedRateLimiter
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Summary:
     deferred: int = 0  # temporary failures, pending again for the next run
     remaining: int = 0
     unknown: list[str] = field(default_factory=list)
+    scheduled: int = 0  # pending, but not due yet
     stopped: str | None = None
     dry_run: bool = False
 
@@ -48,14 +49,16 @@ class Composer(Protocol):
 class Job:
     """One run's work: the table holding its states, and how rows become messages.
 
-    `pending_sql` selects, after an id and up to a count, rows with `id` (of the state
-    table), `delivery_id` (whose tokens the message carries), `email`, `name`, `language`
-    and `excluded` (not to be sent after all); `unknown_sql` the addresses of rows left
-    `sending`. Both take the campaign id first.
+    `pending_sql` selects the rows due by `:now` of campaign `:campaign`, after id `:after`,
+    at most `:limit`: `id` (of the state table), `delivery_id` (whose tokens the message
+    carries), `email`, `name`, `language` and `excluded` (not to be sent after all).
+    `due_sql` counts the rows due by `:now`; `unknown_sql` lists the addresses of rows left
+    `sending`.
     """
 
     table: str
     pending_sql: str
+    due_sql: str
     unknown_sql: str
     suffix: str  # added to the delivery's key: names outbox files, tags SES messages
     campaign: dict
@@ -79,7 +82,7 @@ class Sender:
 
     def unknown(self, job: Job) -> list[str]:
         """Return the addresses whose message was interrupted mid-hand-off."""
-        return [r[0] for r in self.db.execute(job.unknown_sql, [job.campaign["id"]])]
+        return [r[0] for r in self.db.execute(job.unknown_sql, {"campaign": job.campaign["id"]})]
 
     def count(self, job: Job, status: str = "pending") -> int:
         """Return how many of the job's rows are in a state."""
@@ -87,9 +90,21 @@ class Sender:
             f"SELECT count(*) FROM {job.table} WHERE campaign_id = ? AND status = ?",
             [job.campaign["id"], status]).fetchone()[0]
 
+    def due(self, job: Job) -> int:
+        """Return how many of the job's pending rows are due now."""
+        return self.db.execute(job.due_sql, {"campaign": job.campaign["id"],
+                                             "now": now()}).fetchone()[0]
+
     def run(self, job: Job, *, limit: int | None = None, retry_unknown: bool = False,
-            progress: Callable[[Summary], None] | None = None) -> Summary:
-        """Send the job's pending rows (at most `limit`); return what happened."""
+            progress: Callable[[Summary], None] | None = None,
+            stop: Callable[[], bool] = lambda: False) -> Summary:
+        """Send the job's due rows (at most `limit`); return what happened.
+
+        Each row is claimed as it starts (pending -> sending, only if still pending), so
+        any number of senders may run one job at once and each row goes out once. `stop()`
+        is asked before each message: when true, no new one starts and those in flight
+        finish (a worker told to stop).
+        """
         campaign = job.campaign
         campaign_id = campaign["id"]
         summary = Summary()
@@ -97,21 +112,21 @@ class Sender:
             with write(self.db) as conn:
                 conn.execute(f"UPDATE {job.table} SET status = 'pending' "
                              f"WHERE campaign_id = ? AND status = 'sending'", [campaign_id])
-        summary.eligible = self.count(job)
+        summary.eligible = self.due(job)
         budget = summary.eligible if limit is None else min(limit, summary.eligible)
         started = 0
         in_flight: dict[Future, tuple[Job, int]] = {}
         last_id = 0
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
-            while started < budget and summary.stopped is None:
-                batch = self.db.execute(
-                    job.pending_sql, [campaign_id, last_id, min(500, budget - started)]
-                ).fetchall()
+            while started < budget and summary.stopped is None and not stop():
+                batch = self.db.execute(job.pending_sql, {
+                    "campaign": campaign_id, "now": now(), "after": last_id,
+                    "limit": min(500, budget - started)}).fetchall()
                 if not batch:
                     break
                 for row in batch:
                     last_id = row["id"]
-                    if summary.stopped or started >= budget:
+                    if summary.stopped or started >= budget or stop():
                         break
                     if row["excluded"]:  # e.g. unsubscribed or suppressed since planned
                         self._mark(job, row["id"], "skipped", None, "excluded since planned")
@@ -122,7 +137,8 @@ class Sender:
                     if summary.stopped:
                         break
                     self.limiter.acquire()
-                    self._mark(job, row["id"], "sending")
+                    if not self._claim(job, row["id"]):
+                        continue  # another sender took it first: it goes out once, there
                     started += 1
                     envelope = Envelope(
                         campaign["sender"], row["email"],
@@ -132,7 +148,8 @@ class Sender:
                     in_flight[future] = (job, row["id"])
             while in_flight:
                 self._collect(in_flight, summary, progress)
-        summary.remaining = self.count(job)
+        summary.remaining = self.due(job)
+        summary.scheduled = self.count(job) - summary.remaining
         summary.unknown = self.unknown(job)
         return summary
 
@@ -176,6 +193,13 @@ class Sender:
             if progress:
                 progress(summary)
 
+    def _claim(self, job: Job, row_id: int) -> bool:
+        """Mark a row `sending` if it is still pending; return whether this sender got it."""
+        with write(self.db) as conn:
+            return conn.execute(
+                f"UPDATE {job.table} SET status = 'sending', error = NULL "
+                f"WHERE id = ? AND status = 'pending'", [row_id]).rowcount == 1
+
     def _mark(self, job: Job, row_id: int, status: str, message_id: str | None = None,
               error: str | None = None) -> None:
         with write(self.db) as conn:
@@ -194,4 +218,8 @@ def from_config(db: sqlite_utils.Database, config: Config) -> Sender:
     except BaseException:
         backend.close()
         raise
-    return Sender(db, backend, rate=rate, concurrency=getattr(backend, "concurrency", 1))
+    # One rate for every process sending from this database (workers, a shell's send).
+    limiter = (SharedRateLimiter(rate, f"{db.path}-sendrate", margin=RATE_MARGIN)
+               if db.path != ":memory:" else None)
+    return Sender(db, backend, rate=rate, limiter=limiter,
+                  concurrency=getattr(backend, "concurrency", 1))

@@ -1,0 +1,145 @@
+"""The worker: the one background service beside gunicorn (SPEC 10).
+
+Each round it folds new clicks, dispatches alerts and webhooks, starts scheduled campaigns,
+opens recurring periods, sends every delivery that is due, and sends automatic reminders.
+Sending goes through the crash-safe, rate-limited sender: each delivery is claimed as it
+starts, so any number of workers may share one database and none is sent twice, and the
+rate is one file-locked log for all of them. A stop request (SIGTERM, SIGINT) lets the
+messages in flight finish and starts nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from . import campaigns, humans, notify, reminders, schedules
+from .clock import now
+from .config import Config
+from .errors import SurveyError
+from .sender import Sender, Summary
+from .sender import from_config as sender_from_config
+
+log = logging.getLogger("survey_mailer.worker")
+
+
+class Worker:
+    """Do one round of due work at a time, or rounds until told to stop."""
+
+    def __init__(self, db: sqlite_utils.Database, config: Config,
+                 sender_factory: Callable[[], Sender] | None = None):
+        self.db = db
+        self.config = config
+        self.zone = ZoneInfo(config["SURVEY_TIMEZONE"])
+        self.stopping = threading.Event()
+        self._sender_factory = sender_factory or (lambda: sender_from_config(db, config))
+
+    def stop(self) -> None:
+        """Finish the messages in flight, start nothing new, end the loop."""
+        self.stopping.set()
+
+    def run(self, interval: float | None = None) -> None:
+        """Do rounds every `interval` seconds until stopped; a failing round is logged."""
+        interval = interval or self.config["SURVEY_WORKER_INTERVAL"]
+        while not self.stopping.is_set():
+            try:
+                self.round()
+            except (sqlite3.Error, SurveyError, OSError) as e:
+                log.error("round failed: %s; trying again in %gs", e, interval)
+            self.stopping.wait(interval)
+
+    def round(self) -> dict:
+        """Do everything that is due now, once; return counts of what was done."""
+        done: dict = {}
+        folded = humans.fold(self.db)
+        if folded:
+            log.info("folded %d clicks", folded)
+        done["folded"] = folded
+        notified = notify.dispatch(self.db, self.config, limit=200)
+        if any(notified.values()):
+            log.info("notifications: %d sent, %d to retry, %d failed", notified["sent"],
+                     notified["retry"], notified["failed"])
+        done["notifications"] = notified
+        resurvey = self.config["SURVEY_RESURVEY_DAYS"]
+        for campaign_id, planned in schedules.start_due(self.db, resurvey):
+            log.info("campaign %d: scheduled time reached, %d deliveries planned",
+                     campaign_id, planned)
+        for campaign_id, label, planned in schedules.open_periods(self.db, self.zone,
+                                                                  resurvey):
+            log.info("campaign %d: period %s opened, %d deliveries spread over it",
+                     campaign_id, label, planned)
+        done["sent"] = self._send_due()
+        done["reminded"] = self._remind()
+        return done
+
+    def _due_campaigns(self) -> list[int]:
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT d.campaign_id FROM deliveries d"
+            " JOIN campaigns c ON c.id = d.campaign_id"
+            " WHERE d.status = 'pending' AND d.due_at <= ? AND c.paused_at IS NULL"
+            " ORDER BY d.campaign_id", [now()])]
+
+    def _send_due(self) -> int:
+        """Send the due deliveries of every campaign; return how many were sent."""
+        due = self._due_campaigns()
+        if not due or self.stopping.is_set():
+            return 0
+        sender = self._sender_factory()
+        sent = 0
+        try:
+            for campaign_id in due:
+                if self.stopping.is_set():
+                    break
+                try:
+                    summary = campaigns.send(self.db, sender, self.config, campaign_id,
+                                             scheduled_only=True, stop=self.stopping.is_set)
+                except SurveyError as e:  # e.g. no postal address: this campaign waits
+                    log.error("campaign %d: not sent: %s", campaign_id, e)
+                    continue
+                self._log_summary(f"campaign {campaign_id}", summary)
+                sent += summary.sent
+                if summary.stopped:
+                    break  # the provider refuses everything: later rounds try again
+        finally:
+            sender.backend.close()
+        return sent
+
+    def _remind(self) -> int:
+        """Send the automatic reminders that are due; return how many were sent."""
+        rows = self.db.execute(
+            "SELECT id, remind_after_days FROM campaigns WHERE remind_after_days IS NOT NULL"
+            " AND paused_at IS NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE"
+            " d.campaign_id = campaigns.id AND d.status = 'sent')").fetchall()
+        due = [(cid, days) for cid, days in rows
+               if reminders.count_due(self.db, cid, days, self.config["SURVEY_SCORE_POLICY"])
+               or self.db.execute("SELECT 1 FROM reminders WHERE campaign_id = ? AND"
+                                  " status = 'pending'", [cid]).fetchone()]
+        if not due or self.stopping.is_set():
+            return 0
+        sender = self._sender_factory()
+        sent = 0
+        try:
+            for campaign_id, days in due:
+                if self.stopping.is_set():
+                    break
+                summary = reminders.send(self.db, sender, self.config, campaign_id,
+                                         after_days=days, stop=self.stopping.is_set)
+                self._log_summary(f"campaign {campaign_id} reminders", summary)
+                sent += summary.sent
+        finally:
+            sender.backend.close()
+        return sent
+
+    @staticmethod
+    def _log_summary(what: str, summary: Summary) -> None:
+        if summary.sent or summary.failed or summary.skipped or summary.deferred:
+            log.info("%s: %d sent, %d failed, %d skipped, %d deferred, %d left", what,
+                     summary.sent, summary.failed, summary.skipped, summary.deferred,
+                     summary.remaining)
+        if summary.stopped:
+            log.error("%s: sending stopped: %s", what, summary.stopped)
