@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from . import api_keys, csvfiles, nps, reminders, responses, schedules, users
+from . import api_keys, csvfiles, nps, reminders, reports, responses, schedules, users
 from . import campaigns as campaigns_
 from . import config as config_
 from . import contacts as contacts_
@@ -401,7 +401,7 @@ def campaign_remind(state: State, campaign_id: int, after_days: int, dry_run: bo
 
 @command(cli, "report")
 @click.option("--campaign", "campaign_id", type=int, help="Only this campaign.")
-@click.option("--by", help="Break down by company, language, quarter, campaign or "
+@click.option("--by", help="Break down by account, company, language, quarter, campaign or "
               "attribute:NAME.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
@@ -409,27 +409,36 @@ def report(state: State, campaign_id: int | None, by: str | None, fmt: str):
     """Print the NPS with its margin of error, counts and response rate."""
     if campaign_id is not None:
         campaigns_.get(state.db, campaign_id)
-    result = nps.report(state.db, campaign_id=campaign_id, by=by,
-                        policy=state.config["SURVEY_SCORE_POLICY"])
+    result = reports.build(state.db, state.config, campaign_id=campaign_id, by=by)
     everything = result.get("campaign_name") or "all"
     rows = [{"key": everything, **{k: result[k] for k in nps.FIELDS}}] + result.get("groups", [])
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     elif fmt == "csv":
         out = io.StringIO()
-        csvfiles.write(out, rows, ["key", *nps.FIELDS], lineterminator="\n")
+        csvfiles.write(out, rows, reports.columns(by), lineterminator="\n")
         click.echo(out.getvalue(), nl=False)
     else:
         click.echo(_table(rows, by or ""))
 
 
 def _table(rows: list[dict], by: str) -> str:
-    header = [by or "", "NPS", "±", "responses", "promoters", "passives", "detractors",
-              "sent", "rate", "filtered"]
+    accounts = by == "account"
+    header = [by or "", *(["score", "risk", "renews", "cases", "coverage", "change"]
+                          if accounts else []),
+              "NPS", "±", "responses", "promoters", "passives", "detractors", "sent", "rate",
+              "filtered"]
     lines = [header]
     for r in rows:
+        extra = []
+        if accounts:
+            extra = ["-" if r.get("score") is None else f"{r['score']:.1f}",
+                     "AT RISK" if r.get("at_risk") else "", r.get("renewal_date") or "",
+                     str(r.get("open_cases", "")),
+                     f"{r['coverage']:.0%}" if "coverage" in r else "",
+                     "" if r.get("change") is None else f"{r['change']:+.1f}"]
         lines.append([
-            f"{r['key']} {r['name']}" if r.get("name") else str(r["key"]),
+            f"{r['key']} {r['name']}" if r.get("name") else str(r["key"]), *extra,
             nps.formatted(r["nps"]),
             "-" if r["margin_of_error"] is None else f"{r['margin_of_error']:.1f}",
             str(r["responses"]), str(r["promoters"]), str(r["passives"]),

@@ -77,6 +77,23 @@ SETTINGS = [
     Setting("SURVEY_STAFF_SESSION_HOURS", "8",
             "a staff login ends after this many hours, active or not", kind=float,
             positive=True),
+    Setting("SURVEY_ACCOUNT_WINDOW_DAYS", "90",
+            "days of answers an account's NPS covers (report --by account, the accounts "
+            "page); its change compares them with the days before", kind=int, positive=True),
+    Setting("SURVEY_ACCOUNT_NPS", "account",
+            "how accounts count: responses (every counted response), account (one vote "
+            "per account: the mean of its contacts' latest scores) or decision-maker (the "
+            "mean of its contacts with role=decision-maker when any answered)",
+            ("responses", "account", "decision-maker")),
+    Setting("SURVEY_RENEWAL_WINDOW_DAYS", "90",
+            "an unhappy account renewing within this many days is at risk", kind=int),
+    Setting("SURVEY_CASE_SLA_HOURS", "48",
+            "a follow-up case still new after this many hours is overdue (0: at once)",
+            kind=float),
+    Setting("SURVEY_DIGEST_EMAILS", None,
+            "addresses (comma-separated) that get the digest email (unset: no digest)"),
+    Setting("SURVEY_DIGEST_EVERY", "week", "how often the digest goes: week or month",
+            ("week", "month")),
     Setting("SURVEY_TIMEZONE", "UTC",
             "IANA time zone of schedules (campaign schedule --at) and recurring periods",
             check=lambda name: _zone(name)),

@@ -25,6 +25,15 @@ def segment(score: int) -> str:
         "passive" if score <= PASSIVE_MAX else "promoter")
 
 
+def segment_of_mean(mean: float) -> str:
+    """Return the segment of a mean score: below 7 detractor, below 9 passive, else promoter.
+
+    An account's score is a mean (SPEC 13): 6.5 is below every passive's 7, so detractor.
+    """
+    return "detractor" if mean < DETRACTOR_MAX + 1 else (
+        "passive" if mean < PASSIVE_MAX + 1 else "promoter")
+
+
 def in_segment_sql(name: str, alias: str = "r") -> str:
     """Return the SQL condition of a response in one segment."""
     if name == "detractor":
