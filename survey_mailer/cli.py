@@ -401,8 +401,8 @@ def campaign_remind(state: State, campaign_id: int, after_days: int, dry_run: bo
 
 @command(cli, "report")
 @click.option("--campaign", "campaign_id", type=int, help="Only this campaign.")
-@click.option("--by", help="Break down by account, company, language, quarter, campaign or "
-              "attribute:NAME.")
+@click.option("--by", help="Break down by account, theme, company, language, quarter, "
+              "campaign or attribute:NAME.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 def report(state: State, campaign_id: int | None, by: str | None, fmt: str):

@@ -335,3 +335,38 @@ def m014_worker_and_api(db: sqlite_utils.Database) -> None:
                 UPDATE responses SET version = (SELECT last FROM response_versions),
                     updated_at = survey_now() WHERE id = NEW.id;
             END""")
+
+
+@migrations()
+def m018_themes(db: sqlite_utils.Database) -> None:
+    # Issue 14. A theme's words, one a line (folded: no accents, lower case; a trailing *
+    # is a prefix). response_themes: which responses name which theme, by a rule or by
+    # staff. theme_rules: `version` grows with every rule change, `tagged` is the version
+    # the comments were last tagged by, `tagged_version` the last responses.version seen:
+    # the worker tags what is newer.
+    _run(
+        db,
+        """
+        CREATE TABLE themes (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            words TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE response_themes (
+            response_id INTEGER NOT NULL REFERENCES responses(id),
+            theme_id INTEGER NOT NULL REFERENCES themes(id),
+            source TEXT NOT NULL CHECK (source IN ('rule', 'staff')),
+            PRIMARY KEY (response_id, theme_id)
+        );
+        CREATE INDEX response_themes_theme ON response_themes(theme_id, response_id);
+        CREATE TABLE theme_rules (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL,
+            tagged INTEGER NOT NULL,
+            tagged_version INTEGER NOT NULL
+        );
+        INSERT INTO theme_rules (id, version, tagged, tagged_version) VALUES (1, 0, 0, 0)
+        """
+    )
