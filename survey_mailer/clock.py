@@ -12,8 +12,6 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-STORED_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
 
 def _system() -> datetime:
     return datetime.now(UTC)

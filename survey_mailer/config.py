@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .scores import POLICIES
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ SETTINGS = [
             "a contact is not surveyed again within this many days", kind=int),
     Setting("SURVEY_SCORE_POLICY", "balanced",
             "balanced (also count unflagged single clicks) or strict (only confirmed ones)",
-            ("balanced", "strict")),
+            POLICIES),
     Setting("SURVEY_LINK_MAX_AGE_DAYS", "180", "days a link in an email stays valid", kind=int),
     Setting("SURVEY_SITE_URL", None, "website offered to promoters on their page (optional)"),
     Setting("SURVEY_REVIEW_URL", None,
