@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .clock import now
+from .clock import ago, now
 from .db import write
 from .errors import NotFound, SurveyError
 from .humans import reads_responses
@@ -13,7 +13,8 @@ from .scores import DETRACTOR_SQL, counted_sql
 STATUSES = ("new", "contacted", "resolved")
 
 CASE_SQL = """
-    SELECT r.id, r.score, r.comment, r.contact_ok, r.responded_at, r.campaign_id,
+    SELECT r.id, r.score, r.comment, r.contact_ok, r.responded_at, r.created_at,
+           r.campaign_id, r.delivery_id, r.contact_id,
            c.email, c.name, c.company, c.language, cp.name AS campaign_name,
            coalesce(k.status, 'new') AS status, k.assignee_id, u.email AS assignee,
            k.updated_at
@@ -28,11 +29,19 @@ CASE_SQL = """
 @reads_responses
 def list_cases(db: sqlite_utils.Database, policy: str, *, status: str | None = None,
                assignee_id: int | None = None, unassigned: bool = False,
-               campaign_id: int | None = None, limit: int = 200) -> list[dict]:
-    """Return follow-up cases, newest first, filtered."""
+               campaign_id: int | None = None, company: str | None = None,
+               sla_hours: float | None = None, limit: int = 200) -> list[dict]:
+    """Return follow-up cases, newest first, filtered; each says whether it is overdue.
+
+    `status` may also be "overdue": new for longer than `sla_hours`.
+    """
     where = [counted_sql(policy), DETRACTOR_SQL]
     params: list = []
-    if status:
+    cutoff = ago(sla_hours * 3600) if sla_hours is not None else None
+    if status == "overdue":
+        where.append("coalesce(k.status, 'new') = 'new' AND r.created_at <= ?")
+        params.append(cutoff or "")
+    elif status:
         where.append("coalesce(k.status, 'new') = ?")
         params.append(status)
     if unassigned:
@@ -43,10 +52,29 @@ def list_cases(db: sqlite_utils.Database, policy: str, *, status: str | None = N
     if campaign_id is not None:
         where.append("r.campaign_id = ?")
         params.append(campaign_id)
+    if company is not None:
+        where.append("c.company = ?")
+        params.append(company)
     rows = db.execute(
         f"{CASE_SQL} WHERE {' AND '.join(where)} ORDER BY r.responded_at DESC, r.id DESC "
         f"LIMIT ?", [*params, limit])
-    return [dict(r) for r in rows]
+    return [_with_overdue(dict(r), cutoff) for r in rows]
+
+
+def _with_overdue(case: dict, cutoff: str | None) -> dict:
+    case["overdue"] = bool(cutoff is not None and case["status"] == "new"
+                           and case["created_at"] <= cutoff)
+    return case
+
+
+@reads_responses
+def overdue(db: sqlite_utils.Database, policy: str, sla_hours: float) -> list[dict]:
+    """Return every case still new after `sla_hours`, oldest first."""
+    rows = db.execute(
+        f"{CASE_SQL} WHERE {counted_sql(policy)} AND {DETRACTOR_SQL}"
+        f" AND coalesce(k.status, 'new') = 'new' AND r.created_at <= ?"
+        f" ORDER BY r.created_at, r.id", [ago(sla_hours * 3600)])
+    return [dict(r, overdue=True) for r in rows]
 
 
 @reads_responses
