@@ -34,13 +34,14 @@ def test_a_passive_who_picks_10_is_asked_for_a_testimonial(sent, settings, db, p
                                                            artifacts):
     page.set_viewport_size({"width": 375, "height": 800})
     page.goto(score_link(settings, 8))
-    assert page.locator("h1:visible").inner_text() == "What would make it a 9 or 10?"
+    assert page.locator("h1").inner_text() == "What would make it a 9 or 10?"
     assert not page.locator("#display_name").is_visible()
     assert not page.locator("text=You may contact me about my answer").is_visible()
 
     page.locator("label.s10").click()
-    assert page.locator("h1:visible").inner_text() == "Thank you!"
+    assert page.locator("h1").inner_text() == "Thank you!"
     assert page.title() == "Thank you!"
+    assert page.locator("p.lead").inner_text().startswith("We are glad you would recommend ")
     assert page.locator("label[for=comment]").inner_text() == "Your words"
     assert page.locator("#display_name").is_visible()
     assert page.locator("#testimonial_consent").is_visible()
@@ -48,7 +49,7 @@ def test_a_passive_who_picks_10_is_asked_for_a_testimonial(sent, settings, db, p
     page.screenshot(path=artifacts / "landing-passive-picks-10.png", full_page=True)
 
     page.locator("label.s3").click()  # and on to a detractor's question
-    assert page.locator("h1:visible").inner_text() == "What could we do better?"
+    assert page.locator("h1").inner_text() == "What could we do better?"
     assert page.locator("text=You may contact me about my answer").is_visible()
     assert not page.locator("#display_name").is_visible()
 

@@ -162,8 +162,9 @@ def test_changed_to_passive_without_javascript_thanks(client, db, mail):
 def test_each_page_holds_every_segment_and_shows_its_own(client, mail):
     html = client.get(links_of(mail, "bob@example.com")[8],
                       follow_redirects=True).get_data(as_text=True)
-    assert '<div data-segment="passive">' in html
-    assert '<div data-segment="promoter" hidden>' in html
+    assert '<span data-segment="passive">What would make it a 9 or 10?</span>' in html
+    assert '<span data-segment="promoter" hidden>Your words</span>' in html
+    assert '<h1 data-text-detractor="What could we do better?" ' in html
     assert '<fieldset data-segment="promoter" class="fields" hidden disabled>' in html
     assert '<script src="/static/segment.js" defer></script>' in html
 

@@ -18,6 +18,9 @@
         part.disabled = !on;  // hidden fields are not sent
       }
     });
+    document.querySelectorAll("[data-text-" + segment + "]").forEach(function (element) {
+      element.textContent = element.getAttribute("data-text-" + segment);
+    });
     form.setAttribute("action", form.getAttribute("data-action-" + segment));
     document.title = form.getAttribute("data-title-" + segment);
   }
