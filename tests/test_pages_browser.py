@@ -39,7 +39,14 @@ def contacts_csv(tmp_path) -> Path:
 
 
 @pytest.fixture
-def site(live_server, db, sent_campaign, staff_user, links):
+def promoter_links(settings, monkeypatch):
+    """The promoters' page offers the site and a review (set before the server starts)."""
+    monkeypatch.setenv("SURVEY_SITE_URL", "https://www.acme.test/")
+    monkeypatch.setenv("SURVEY_REVIEW_URL", "https://reviews.test/acme")
+
+
+@pytest.fixture
+def site(promoter_links, live_server, db, sent_campaign, staff_user, links):
     """A sent campaign with answers in every segment, a filtered scanner burst, a login."""
     ids = deliveries(db, sent_campaign)
     case = answer(db, ids["ana@example.com"], 3, "The export keeps timing out", contact_ok=True)
@@ -97,6 +104,10 @@ def test_every_page_fits_a_320px_phone(page, site, artifacts):
                         full_page=True)
         width = page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= PHONE, f"{name} is {width} px wide on a {PHONE} px phone"
+        if name == "testimonial":  # links told apart by more than their colour
+            assert page.evaluate("[...document.querySelectorAll('p.more a')].map("
+                                 "a => getComputedStyle(a).textDecorationLine)") == \
+                ["underline", "underline"]
         if name.startswith("staff ") and name != "staff login":
             for label in NAV:  # every item shows, none scrolled out of sight
                 box = page.locator("header nav a", has_text=label).bounding_box()

@@ -66,8 +66,7 @@ def test_landing_pages_in_the_contacts_language(client, mail):
 def test_form_has_preset_score_comment_and_unticked_consent(client, mail):
     html = client.get(links_of(mail, "bob@example.com")[10],
                       follow_redirects=True).get_data(as_text=True)
-    assert ('<input checked data-shows="promoter" id="score-10" name="score" required '
-            'type="radio" value="10">') in html
+    assert '<input checked id="score-10" name="score" required type="radio" value="10">' in html
     assert html.count('name="score" required type="radio"') == 11
     assert '<textarea id="comment" maxlength="5000" name="comment" rows="5">' in html
     assert 'name="display_name"' in html
@@ -165,6 +164,7 @@ def test_each_page_holds_every_segment_and_shows_its_own(client, mail):
     assert '<span data-segment="passive">What would make it a 9 or 10?</span>' in html
     assert '<span data-segment="promoter" hidden>Your words</span>' in html
     assert '<h1 data-text-detractor="What could we do better?" ' in html
+    assert '<label class="score s9" data-shows="promoter"><input id="score-9"' in html
     assert '<fieldset data-segment="promoter" class="fields" hidden disabled>' in html
     assert '<script src="/static/segment.js" defer></script>' in html
 

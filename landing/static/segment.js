@@ -1,5 +1,5 @@
 // The landing page follows the chosen score (SPEC 1): a passive who picks 10 sees the
-// testimonial question and fields at once. Each score's radio names the segment it opens
+// testimonial question and fields at once. Each score's label names the segment it opens
 // (data-shows, set by the server, which owns the thresholds); the form's action moves to
 // that segment's page, so sending it saves the answer there. Without JavaScript the server
 // does the same after sending.
@@ -26,7 +26,8 @@
   }
 
   form.addEventListener("change", function (event) {
-    var segment = event.target.name === "score" && event.target.getAttribute("data-shows");
+    var label = event.target.name === "score" && event.target.closest("[data-shows]");
+    var segment = label && label.getAttribute("data-shows");
     if (segment) {
       show(segment);
     }
