@@ -1,5 +1,6 @@
 # Two commands: `make demo` runs the product, `make test` runs every test.
-# Each sets itself up on a fresh machine (venv, pip install, Debian's chromium for tests).
+# Each sets itself up on a fresh machine (venv, pip install; for tests Debian's chromium,
+# spamassassin and npm, and axe-core from package-lock.json).
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,21 +8,35 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint chromium translations clean
+.PHONY: demo test bench lint system-deps translations clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(INSTALLED)
 
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the browser tests"; \
+# Debian packages the tests use, each installed only when missing: chromium (browser tests),
+# spamassassin (the emails' spam score), npm (to install axe-core).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-dejavu-core"; \
+	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	[ -z "$$missing" ] || { \
+	  echo "Installing Debian's$$missing for the tests"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; }
 
-# The demo's detractor alerts land in the outbox too (instance/outbox/*alert*.eml).
-DEMO_ENV := SURVEY_ENV=development SURVEY_SUPPORT_EMAIL=support@demo.example
+# axe-core, pinned in package-lock.json; installed again when the lock file changes.
+node_modules/.package-lock.json: package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The demo's detractor alerts land in the outbox too (instance/outbox/*alert*.eml); the
+# promoters' page offers the (made-up) company site and review page.
+DEMO_ENV := SURVEY_ENV=development SURVEY_SUPPORT_EMAIL=support@demo.example \
+	SURVEY_SITE_URL=https://www.acme-analytics.example/ \
+	SURVEY_REVIEW_URL=https://reviews.example/acme-analytics/write-a-review
 
 demo: $(INSTALLED)
 	$(DEMO_ENV) $(PY) -m survey_mailer.demo
@@ -30,7 +45,7 @@ demo: $(INSTALLED)
 	  $(DEMO_ENV) $(VENV)/bin/gunicorn --bind 127.0.0.1:5000 --workers 2 \
 	    --access-logfile - wsgi:app
 
-test: $(INSTALLED) chromium
+test: $(INSTALLED) system-deps node_modules/.package-lock.json
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -43,4 +58,4 @@ translations: $(INSTALLED)
 	$(VENV)/bin/pybabel compile -d landing/translations
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache node_modules

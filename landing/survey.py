@@ -6,16 +6,18 @@ from flask import (
     Blueprint,
     after_this_request,
     current_app,
+    flash,
     g,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import InputRequired, Length, ValidationError
 
 from survey_mailer import contacts, humans, responses, scores
 from survey_mailer.errors import NotFound
@@ -30,6 +32,7 @@ bp = Blueprint("survey", __name__)
 
 PAGES = {"detractor": "survey.feedback", "passive": "survey.comment",
          "promoter": "survey.testimonial"}
+SEGMENTS = {page: name for name, page in PAGES.items()}
 PAGE_PATHS = {"detractor": "/feedback/", "passive": "/comment/", "promoter": "/testimonial/"}
 SCORES = [SelectChoice(n, str(n)) for n in range(11)]  # tuples are deprecated in WTForms 3.3
 PUBLIC_POST_LIMIT = "30 per minute"
@@ -43,6 +46,12 @@ class AnswerForm(FlaskForm):
     contact_ok = BooleanField(_l("You may contact me about my answer"))
     display_name = StringField(_l("Your name as it may appear"), validators=[Length(max=100)])
     testimonial_consent = BooleanField(_l("You may publish my words with this name"))
+
+    def validate_display_name(self, field):
+        # Consent is to publish under a name the promoter chose, never their full name.
+        if self.testimonial_consent.data and not (field.data or "").strip():
+            raise ValidationError(_l("Type the name we may show with your words, or leave "
+                                     "the box below unticked."))
 
 
 class UnsubscribeForm(FlaskForm):
@@ -72,6 +81,12 @@ def _ip_hash() -> str:
 def healthz():
     get_db().execute("SELECT 1").fetchone()
     return {"status": "ok"}
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    # Browsers ask for /favicon.ico whatever the page links; the icon is an SVG.
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @bp.route("/r/<token>/<score>", methods=["GET"])
@@ -154,7 +169,8 @@ def _answer_page(token: str, page: str):
         form = AnswerForm()
         if form.validate():
             score = form.score.data
-            promoter_page = page == "survey.testimonial" and segment(score) == "promoter"
+            moved = PAGES[segment(score)] != page
+            promoter_page = page == "survey.testimonial" and not moved
             responses.save_answer(
                 get_db(), found, score=score, comment=form.comment.data.strip(),
                 contact_ok=segment(score) == "detractor" and form.contact_ok.data,
@@ -162,13 +178,19 @@ def _answer_page(token: str, page: str):
                 testimonial_consent=promoter_page and form.testimonial_consent.data)
             # A person sent this: alert support now rather than at the next notify round.
             after_this_request(dispatch_after)
+            if moved and segment(score) != "passive":
+                # Sent without JavaScript after choosing another segment's score: what was
+                # typed is saved, and the new segment's page asks what this one did not
+                # (may we contact you; a testimonial). A passive is asked nothing more.
+                flash(_("Thank you: your answer is saved, with a score of %(score)s.",
+                        score=score))
+                return redirect(url_for(PAGES[segment(score)], token=token), 303)
             return render_template("survey/thanks.html", delivery=found, score=score,
                                    segment=segment(score), token=token,
-                                   asked_testimonial=page == "survey.testimonial")
-    template = {"survey.feedback": "feedback", "survey.comment": "comment",
-                "survey.testimonial": "testimonial"}[page]
+                                   asked_testimonial=promoter_page)
     beacon_token = current_app.extensions["links"].token("beacon", found["id"])
-    return render_template(f"survey/{template}.html", form=form, delivery=found, token=token,
+    return render_template("survey/answer.html", form=form, delivery=found, token=token,
+                           segment=SEGMENTS[page], pages=PAGES, segment_of=segment,
                            settings=_settings(),
                            beacon_url=url_for("survey.beacon", token=beacon_token)
                            ), 200 if not form.errors else 400

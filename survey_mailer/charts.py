@@ -2,14 +2,25 @@
 
 Colours are presentation attributes, not `style`, so `style-src 'self'` lets them through.
 Every chart has a <title> and text labels, so a screen reader and a text browser get the numbers.
+
+A chart scales with its panel, text included: the viewBox is narrow (360) and the fonts large
+(14-15), so labels stay at 10 px or more on a 320 px phone and under 20 px on a desktop.
 """
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 RED, YELLOW, GREEN = "#c62828", "#f9a825", "#2e7d32"
-INK, MUTED, GRID = "currentColor", "#6e7781", "#d0d7de"
+INK, MUTED, GRID = "currentColor", "#59636e", "#d0d7de"
+WIDTH, SMALL, LABEL = 360, 14, 15  # viewBox width; font sizes of numbers and of axis labels
+
+
+def _text_width(text: str, size: float) -> float:
+    # A generous estimate of a label's width (digits are about .62 em in common UI fonts),
+    # enough to keep a label inside the viewBox, which would otherwise clip it.
+    return len(text) * size * 0.68
 
 
 def score_colour(score: int) -> str:
@@ -24,7 +35,7 @@ def _svg(width: int, height: int, title: str, body: list[str], css_class: str) -
 
 def distribution(counts: list[int], title: str = "Scores from 0 to 10") -> str:
     """Return eleven bars, one per score, in red, yellow and green, with their counts."""
-    width, height, top, bottom, left = 560, 220, 24, 36, 8
+    width, height, top, bottom, left = WIDTH, 200, 24, 30, 4
     slot = (width - 2 * left) / 11
     peak = max(counts) or 1
     total = sum(counts) or 1
@@ -39,10 +50,10 @@ def distribution(counts: list[int], title: str = "Scores from 0 to 10") -> str:
         body.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{max(h, 0.5):.1f}" rx="3" '
             f'fill="{score_colour(score)}"><title>{score}: {count} ({share:.0f}%)</title></rect>')
-        body.append(f'<text x="{x + w / 2:.1f}" y="{y - 6:.1f}" text-anchor="middle" '
-                    f'font-size="12" fill="{INK}">{count}</text>')
-        body.append(f'<text x="{x + w / 2:.1f}" y="{height - bottom + 18}" '
-                    f'text-anchor="middle" font-size="13" font-weight="600" '
+        body.append(f'<text x="{x + w / 2:.1f}" y="{y - 5:.1f}" text-anchor="middle" '
+                    f'font-size="{SMALL}" fill="{INK}">{count}</text>')
+        body.append(f'<text x="{x + w / 2:.1f}" y="{height - bottom + 19}" '
+                    f'text-anchor="middle" font-size="{LABEL}" font-weight="600" '
                     f'fill="{INK}">{score}</text>')
     return _svg(width, height, title, body, "distribution")
 
@@ -50,11 +61,16 @@ def distribution(counts: list[int], title: str = "Scores from 0 to 10") -> str:
 def trend(points: list[tuple[str, float | None, float | None]],
           title: str = "NPS per quarter") -> str:
     """Return a line of NPS per period with its margin of error as a band, and a zero line."""
-    width, height, top, bottom, left, right = 560, 240, 20, 40, 44, 16
+    width, height, top, bottom = WIDTH, 220, 22, 34
     known = [(i, p[1], p[2] or 0) for i, p in enumerate(points) if p[1] is not None]
     if not known:
-        return _svg(width, 60, title, [f'<text x="8" y="34" fill="{MUTED}" font-size="14">'
+        return _svg(width, 60, title, [f'<text x="8" y="34" fill="{MUTED}" font-size="{SMALL}">'
                                        'No counted responses yet</text>'], "trend")
+    # The last period's label (and its value above the point) is centred on the right edge
+    # of the plot: leave room for half of it, or the viewBox cuts it.
+    label_width = max(_text_width(p[0], SMALL) for p in points)
+    right = max(16.0, label_width / 2 + 4, _text_width("+100.0", SMALL) / 2 + 4)
+    left = max(_text_width("+100", SMALL) + 6, label_width / 2 + 4)  # the ticks' labels
     low = max(-100, min(v - m for _, v, m in known) - 5)
     high = min(100, max(v + m for _, v, m in known) + 5)
     low, high = min(low, 0), max(high, 0)
@@ -73,8 +89,8 @@ def trend(points: list[tuple[str, float | None, float | None]],
         dash = 'stroke-width="1.5"' if tick == 0 else 'stroke-dasharray="3 3"'
         body.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" '
                     f'y2="{y(tick):.1f}" stroke="{GRID}" {dash}/>')
-        body.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
-                    f'font-size="11" fill="{MUTED}">{tick:+d}</text>'.replace(">+0<", ">0<"))
+        body.append(f'<text x="{left - 5}" y="{y(tick) + 5:.1f}" text-anchor="end" '
+                    f'font-size="{SMALL}" fill="{MUTED}">{tick:+d}</text>'.replace(">+0<", ">0<"))
     upper = " ".join(f"{x(i):.1f},{y(min(100, v + m)):.1f}" for i, v, m in known)
     lower = " ".join(f"{x(i):.1f},{y(max(-100, v - m)):.1f}" for i, v, m in reversed(known))
     body.append(f'<polygon points="{upper} {lower}" fill="#0969da" fill-opacity="0.12"/>')
@@ -84,12 +100,14 @@ def trend(points: list[tuple[str, float | None, float | None]],
         body.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="4" fill="#0969da">'
                     f'<title>{escape(points[i][0])}: NPS {v:+.1f} ± {m:.1f}</title></circle>')
         body.append(f'<text x="{x(i):.1f}" y="{y(v) - 9:.1f}" text-anchor="middle" '
-                    f'font-size="12" font-weight="600" fill="{INK}">{v:+.1f}</text>')
-    every = max(1, len(points) // 8)
+                    f'font-size="{SMALL}" font-weight="600" fill="{INK}">{v:+.1f}</text>')
+    # Label as many periods as fit side by side; the last one always.
+    every = max(1, math.ceil(len(points) * (label_width + 8) / (plot_w + label_width)))
+    last = len(points) - 1
     for i, point in enumerate(points):
-        if i % every == 0 or i == len(points) - 1:
-            body.append(f'<text x="{x(i):.1f}" y="{height - bottom + 20}" text-anchor="middle" '
-                        f'font-size="12" fill="{INK}">{escape(point[0])}</text>')
+        if i == last or (i % every == 0 and last - i >= every):
+            body.append(f'<text x="{x(i):.1f}" y="{height - bottom + 22}" text-anchor="middle" '
+                        f'font-size="{SMALL}" fill="{INK}">{escape(point[0])}</text>')
     return _svg(width, height, title, body, "trend")
 
 

@@ -41,9 +41,10 @@ TOKEN, UNSUBSCRIBE, GREETING, TEXT, TO, MESSAGE_ID, DATE = (
     "@@T@@", "@@U@@", "@@G@@", "@@X@@", "@@TO@@", "@@M@@", "@@D@@")
 PLACEHOLDER_RE = re.compile(rb"(@@(?:T|U|G|X|TO|M|D)@@)")
 # Break lines before block tags so no line nears SMTP's 998-octet limit; whitespace between
-# these tags does not render (MJML sets font-size:0 where it would).
+# these tags does not render (MJML sets font-size:0 where it would). Not before the Outlook
+# padding inside a score button's link, where it would be a space beside the digit.
 BLOCK_TAG_RE = re.compile(r">\s*(?=<(?:/?(?:table|tbody|tr|td|div|p|head|body|style|meta|title|"
-                          r"link|html)\b|!--))")
+                          r"link|html)\b|!--(?!\[if mso\]><i )))")
 
 _jinja = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),

@@ -4,7 +4,9 @@ On the embedded defaults (instance/survey.db, instance/outbox, SURVEY_ENV=develo
 about forty contacts in four languages, one survey campaign per quarter over the last four
 quarters, each sent to the outbox, and responses spread over those quarters so the trend,
 the breakdowns and the staff pages have something to show. At least one contact of the
-current campaign is left without an answer: its email is the one to click.
+current campaign is left without an answer: its email is the one to click. Security scanners
+clicked three other emails of the current campaign (a burst of scores, the hidden honeypot
+link, a listed user agent): filtered, they show under Responses, "Only filtered".
 
 Safe to run again: it reuses what it built before (found by campaign name), and it only
 ever touches its own contacts (addresses at demo.example) and campaigns, never other data.
@@ -45,6 +47,16 @@ PEOPLE = {
     "sv": ["Sven Ek", "Astrid Lindqvist", "Erik Johansson", "Maja Karlsson", "Oskar Nilsson",
            "Elsa Andersson", "Lars Berg", "Ebba Lund", "Nils Holm", "Alva Sjöberg"],
 }
+# Scanners that opened the links of an email: (user agent, scores clicked, honeypot hit).
+SCANNER_CLICKS = [
+    # A scanner posing as a browser clicks every button within a second: a burst.
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/124.0.0.0 Safari/537.36", [0, 5, 10], False),
+    # One click, then the hidden link no person can see.
+    (BROWSER, [9], True),
+    # A link-protection service that names itself (in survey_mailer/data's list).
+    ("Mozilla/5.0 (compatible; Barracuda Sentinel link protection)", [10], False),
+]
 COMPANIES = ["Northwind Traders", "Globex", "Initech", "Umbrella Health", "Hooli",
              "Stark Logistics"]
 PLANS = ["free", "pro", "enterprise"]
@@ -143,6 +155,7 @@ def build(settings: config.Config, out=print) -> dict:
         _answer(database, campaign_id, SCORE_WEIGHTS[index], sent_at, rng, current)
         if current:
             current_id = campaign_id
+            _scanner_clicks(database, settings, campaign_id)
     return {"database": database, "campaign_id": current_id,
             "eml": _unanswered_eml(database, current_id, backend)}
 
@@ -196,6 +209,29 @@ def _answer(database, campaign_id: int, weights: list[int], sent_at: datetime,
         if not current:
             moment = sent_at + timedelta(hours=rng.uniform(1, 24 * 10))
             _backdate_response(database, delivery_id, moment)
+
+
+def _scanner_clicks(database, settings: config.Config, campaign_id: int) -> None:
+    """Let scanners click three unanswered emails of the current campaign, once."""
+    if database.execute("SELECT count(*) FROM clicks k JOIN deliveries d ON d.id = k.delivery_id"
+                        " WHERE d.campaign_id = ? AND k.automated = 1",
+                        [campaign_id]).fetchone()[0]:
+        return  # clicked on an earlier run
+    # The last unanswered ones: the first is the email `main` offers to click.
+    unanswered = [row[0] for row in database.execute(
+        "SELECT d.id FROM deliveries d LEFT JOIN responses r ON r.delivery_id = d.id "
+        "WHERE d.campaign_id = ? AND d.status = 'sent' AND r.id IS NULL "
+        "ORDER BY d.id DESC LIMIT ?", [campaign_id, len(SCANNER_CLICKS)])]
+    scanners = humans.scanners_for(settings)
+    for delivery_id, (user_agent, scores, honeypot) in zip(unanswered, SCANNER_CLICKS,
+                                                           strict=False):
+        for score in scores:
+            humans.log_click(database, delivery_id, score, method="GET", user_agent=user_agent,
+                             reason=scanners.reason(user_agent, None))
+        if honeypot:
+            humans.log_click(database, delivery_id, None, method="GET", kind="honeypot",
+                             user_agent=user_agent)
+    humans.fold(database)
 
 
 def _backdate_response(database, delivery_id: int, moment: datetime) -> None:

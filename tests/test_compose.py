@@ -128,3 +128,22 @@ def test_compiles_once_per_language(monkeypatch):
     for i in range(20):
         composer.compose(i, f"u{i}@example.com", "", ["en", "fr"][i % 2])
     assert len(calls) == 2
+
+
+def test_whole_button_is_the_link_in_outlook(composer):
+    # Outlook for Windows ignores padding on links: only the digit would be clickable. The
+    # padding is inside each link there (em spaces widened by mso-font-width, the text
+    # raised by mso-text-raise), in markup only Outlook reads; the cell has none of its own.
+    html = parse(composer.compose(3, "x@example.com", "", "en")).get_body(
+        ("html",)).get_content()
+    cells = re.findall(r'<td class="nps-\w+"([^>]*)>\s*(<a .*?</a>)\s*</td>', html, re.S)
+    assert len(cells) == 11
+    for n, (cell, link) in enumerate(cells):
+        assert "padding" not in cell
+        side = "100%" if n == 10 else "130%"
+        assert re.fullmatch(
+            rf'<a href="https://s\.example/r/[^"]+/{n}" [^>]*mso-padding-alt:0;[^>]*>'
+            rf'<!--\[if mso\]><i style="mso-font-width:{side};mso-text-raise:15pt;" hidden>'
+            rf'&emsp;</i><span style="mso-text-raise:7.5pt;"><!\[endif\]-->{n}'
+            rf'<!--\[if mso\]></span><i style="mso-font-width:{side};" hidden>&emsp;&#8203;'
+            rf'</i><!\[endif\]--></a>', link), link

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 
+from staff_support import EMAIL, PASSWORD, login
+
+from landing import create_app
 from survey_mailer import config as config_
-from survey_mailer import demo
+from survey_mailer import demo, users
 
 
 def test_demo_builds_once_and_keeps_other_data(runner, contacts_csv, settings):
@@ -48,3 +54,48 @@ def test_demo_builds_once_and_keeps_other_data(runner, contacts_csv, settings):
         "SELECT count(*) FROM responses WHERE delivery_id = ?", [delivery_id]).fetchone()[0] == 0
     first["database"].close()
     again["database"].close()
+
+
+def demo_env() -> dict[str, str]:
+    """Return the settings `make demo` sets (the Makefile's DEMO_ENV)."""
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text("utf-8")
+    line = re.search(r"^DEMO_ENV := ((?:.*\\\n)*.*)$", makefile, re.MULTILINE).group(1)
+    return dict(word.split("=", 1) for word in shlex.split(line.replace("\\\n", " ")))
+
+
+def test_demo_shows_filtered_scanner_clicks(settings):
+    built = demo.build(config_.load(), out=lambda line: None)
+    database = built["database"]
+    again = demo.build(config_.load(), out=lambda line: None)  # clicked once, not twice
+    reasons = sorted(r[0] for r in database.execute(
+        "SELECT DISTINCT k.reason FROM clicks k JOIN responses r ON r.delivery_id = k.delivery_id"
+        " WHERE k.automated = 1 AND r.campaign_id = ?", [built["campaign_id"]]))
+    assert reasons == ["burst", "honeypot", "user-agent"]
+
+    users.add_user(database, EMAIL, PASSWORD)
+    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
+    assert login(client).status_code == 302
+    html = client.get("/staff/responses?filtered=1").text
+    assert html.count('<span class="status filtered">filtered</span>') == 3
+    assert "Only filtered (3)" in html
+    # The email `make demo` offers to click is still one nobody (and no scanner) clicked.
+    delivery_id = int(again["eml"].stem.split("-d")[1])
+    assert database.execute("SELECT count(*) FROM clicks WHERE delivery_id = ?",
+                            [delivery_id]).fetchone()[0] == 0
+    database.close()
+    again["database"].close()
+
+
+def test_demo_promoters_page_offers_the_site_and_a_review(settings, monkeypatch, links):
+    env = demo_env()
+    assert env["SURVEY_SITE_URL"].startswith("https://")
+    assert env["SURVEY_REVIEW_URL"].startswith("https://")
+    for name in ("SURVEY_SITE_URL", "SURVEY_REVIEW_URL"):
+        monkeypatch.setenv(name, env[name])
+    built = demo.build(config_.load(), out=lambda line: None)
+    delivery_id = int(built["eml"].stem.split("-d")[1])
+    built["database"].close()
+    client = create_app({"TESTING": True}).test_client()
+    page = client.get(f"/r/{links.token('score', delivery_id)}/10", follow_redirects=True)
+    assert f'<a href="{env["SURVEY_SITE_URL"]}">Explore our site</a>' in page.text
+    assert f'<a href="{env["SURVEY_REVIEW_URL"]}">Leave a public review</a>' in page.text

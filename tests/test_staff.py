@@ -352,6 +352,18 @@ def test_testimonials_moderation_publishes_only_approved(staff_client, answered,
     assert client.get("/testimonials.json").json == {"testimonials": []}
 
 
+def test_full_name_is_never_offered_as_the_public_name(staff_client, db, sent_campaign):
+    # Consent without a typed name is refused on the landing page now; answers saved before
+    # that rule (or through the library) must not show the contact's full name to approve.
+    delivery = deliveries(db, sent_campaign)["chloe@example.com"]
+    response_id = answer(db, delivery, 10, "Love it", display_name="",
+                         testimonial_consent=True)
+    html = staff_client.get("/staff/testimonials").text
+    assert "Love it" in html
+    field = re.search(rf'<input[^>]*name="t{response_id}-display_name"[^>]*>', html).group(0)
+    assert 'value=""' in field and "Chloé Martin" not in field
+
+
 def test_words_changed_after_approval_wait_for_approval(staff_client, answered, db, client):
     _moderate(staff_client, answered["chloe"], "approve", "Chloé")
     delivery = db.execute("SELECT delivery_id FROM responses WHERE id = ?",

@@ -94,7 +94,7 @@ def test_post_saves_comment_confirms_and_thanks(client, db, mail):
 def test_changed_score_moves_to_new_segment(client, db, mail):
     path = client.get(links_of(mail, "bob@example.com")[6]).headers["Location"]
     r = submit(client, path, score="9", comment="Actually great")
-    assert r.status_code == 200
+    assert r.status_code == 303  # to the promoter's page (see the test below)
     assert response(db, "bob@example.com")["score"] == 9
     token = path.split("/")[2]
     again = client.get(path)
@@ -107,6 +107,66 @@ def test_testimonial_consent(client, db, mail):
            testimonial_consent="y")
     row = response(db, "bob@example.com")
     assert (row["display_name"], row["testimonial_consent"]) == ("Bob S.", 1)
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_consent_needs_a_name_the_promoter_typed(client, db, mail, name):
+    path = client.get(links_of(mail, "bob@example.com")[10]).headers["Location"]
+    r = submit(client, path, score="10", comment="Love it", display_name=name,
+               testimonial_consent="y")
+    assert r.status_code == 400
+    html = r.get_data(as_text=True)
+    assert ('<p class="error" id="display_name-error">Type the name we may show with your '
+            'words, or leave the box below unticked.</p>') in html
+    assert 'aria-invalid="true"' in html and "Love it" in html  # nothing typed is lost
+    row = response(db, "bob@example.com")
+    assert (row["comment"], row["display_name"], row["testimonial_consent"]) == ("", "", 0)
+
+
+@pytest.mark.parametrize(("first", "changed", "page", "shown"), [
+    (8, 10, "testimonial", "Your name as it may appear"),  # a passive picks 10
+    (9, 3, "feedback", "You may contact me about my answer"),  # a promoter picks 3
+    (7, 0, "feedback", "You may contact me about my answer"),
+])
+def test_changed_segment_without_javascript_opens_its_page(client, db, mail, first, changed,
+                                                           page, shown):
+    path = client.get(links_of(mail, "bob@example.com")[first]).headers["Location"]
+    token = path.split("/")[2]
+    r = submit(client, path, score=str(changed), comment="My words")
+    # Saved at once (score and words), then asked what the new segment's page asks.
+    assert r.status_code == 303 and r.headers["Location"] == f"/{page}/{token}"
+    row = response(db, "bob@example.com")
+    assert (row["score"], row["comment"], row["testimonial_consent"]) == (changed, "My words", 0)
+    html = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert (f'<p class="note" role="status">Thank you: your answer is saved, with a score of '
+            f'{changed}.</p>') in html
+    assert f'<form method="post" id="answer" action="/{page}/{token}"' in html
+    visible = html[:html.index(shown)]
+    assert "hidden" not in visible[visible.rindex("<fieldset"):]
+    assert "My words</textarea>" in html
+
+
+def test_changed_to_passive_without_javascript_thanks(client, db, mail):
+    path = client.get(links_of(mail, "bob@example.com")[10]).headers["Location"]
+    r = submit(client, path, score="8", comment="Needs exports", display_name="Bob",
+               testimonial_consent="y")
+    assert r.status_code == 200
+    assert "Your idea goes straight to the people who can make it happen." in r.text
+    row = response(db, "bob@example.com")
+    # Consent was given on the promoter's page, for a score the person then took back.
+    assert (row["score"], row["comment"], row["display_name"], row["testimonial_consent"]) == \
+        (8, "Needs exports", "", 0)
+
+
+def test_each_page_holds_every_segment_and_shows_its_own(client, mail):
+    html = client.get(links_of(mail, "bob@example.com")[8],
+                      follow_redirects=True).get_data(as_text=True)
+    assert '<span data-segment="passive">What would make it a 9 or 10?</span>' in html
+    assert '<span data-segment="promoter" hidden>Your words</span>' in html
+    assert '<h1 data-text-detractor="What could we do better?" ' in html
+    assert '<label class="score s9" data-shows="promoter"><input id="score-9"' in html
+    assert '<fieldset data-segment="promoter" class="fields" hidden disabled>' in html
+    assert '<script src="/static/segment.js" defer></script>' in html
 
 
 def test_post_without_csrf_is_refused_and_saves_nothing(client, db, mail):
@@ -218,3 +278,13 @@ def test_security_headers_and_health(client):
 def test_unknown_page_is_friendly(client):
     r = client.get("/nope")
     assert r.status_code == 404 and "<h1>Page not found</h1>" in r.get_data(as_text=True)
+
+
+def test_favicon(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 301 and r.headers["Location"] == "/static/favicon.svg"
+    with client.get("/static/favicon.svg") as icon:
+        assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    link = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+    assert link in client.get("/nope").get_data(as_text=True)  # public pages
+    assert link in client.get("/staff/login").get_data(as_text=True)  # staff pages
