@@ -321,7 +321,8 @@ def job(campaign: dict, composer: Composer, scheduled_only: bool = False) -> Job
               AND d.status = 'pending' AND {due}
         """,
         unknown_sql="""
-            SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id
+            SELECT c.email, d.claimed_by FROM deliveries d
+            JOIN contacts c ON c.id = d.contact_id
             WHERE d.campaign_id = :campaign AND d.status = 'sending' ORDER BY d.id
         """,
         suffix="",

@@ -335,3 +335,20 @@ def m014_worker_and_api(db: sqlite_utils.Database) -> None:
                 UPDATE responses SET version = (SELECT last FROM response_versions),
                     updated_at = survey_now() WHERE id = NEW.id;
             END""")
+
+
+@migrations()
+def m015_worker_claims(db: sqlite_utils.Database) -> None:
+    # Issue 12, the worker's proof. `claimed_by`: which sender took a row (sender.Owners),
+    # so that a row another running worker has in flight is never taken for unknown nor
+    # resent by --retry-unknown. `reminders_through`: the worker has planned the automatic
+    # reminders of every delivery sent up to then, so each round looks only at deliveries
+    # sent since (the index on sent_at), not at a campaign's whole history.
+    _run(
+        db,
+        """
+        ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+        ALTER TABLE reminders ADD COLUMN claimed_by TEXT;
+        ALTER TABLE campaigns ADD COLUMN reminders_through TEXT
+        """
+    )

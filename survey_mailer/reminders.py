@@ -93,7 +93,8 @@ def job(campaign: dict, composer: Composer, policy: str) -> Job:
             WHERE m.campaign_id = :campaign AND m.status = 'pending'
         """,
         unknown_sql="""
-            SELECT c.email FROM reminders m JOIN deliveries d ON d.id = m.delivery_id
+            SELECT c.email, m.claimed_by FROM reminders m
+            JOIN deliveries d ON d.id = m.delivery_id
             JOIN contacts c ON c.id = d.contact_id
             WHERE m.campaign_id = :campaign AND m.status = 'sending' ORDER BY m.id
         """,

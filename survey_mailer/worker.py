@@ -22,7 +22,7 @@ from . import campaigns, humans, notify, reminders, schedules
 from .clock import now
 from .config import Config
 from .errors import SurveyError
-from .sender import Sender, Summary
+from .sender import Sender, Summary, owners
 from .sender import from_config as sender_from_config
 
 log = logging.getLogger("survey_mailer.worker")
@@ -38,6 +38,8 @@ class Worker:
         self.zone = ZoneInfo(config["SURVEY_TIMEZONE"])
         self.stopping = threading.Event()
         self._sender_factory = sender_factory or (lambda: sender_from_config(db, config))
+        self._owners = owners(db)
+        self._reported: set[int] = set()  # deliveries already logged as unknown
 
     def stop(self) -> None:
         """Finish the messages in flight, start nothing new, end the loop."""
@@ -75,7 +77,29 @@ class Worker:
                      campaign_id, label, planned)
         done["sent"] = self._send_due()
         done["reminded"] = self._remind()
+        done["unknown"] = self._report_unknown()
         return done
+
+    def _report_unknown(self) -> int:
+        """Log, once, each delivery whose sender died mid-hand-off; return how many there are.
+
+        Their fate is unknown (the message may have gone out), so they are not resent; a
+        person decides (`campaign send ID --retry-unknown`).
+        """
+        gone: dict[int, list[tuple[int, str]]] = {}
+        for row in self.db.execute(
+                "SELECT d.id, d.campaign_id, d.claimed_by, c.email FROM deliveries d"
+                " JOIN contacts c ON c.id = d.contact_id WHERE d.status = 'sending'"
+                " ORDER BY d.id").fetchall():
+            if not self._owners.alive(row["claimed_by"]):
+                gone.setdefault(row["campaign_id"], []).append((row["id"], row["email"]))
+        for campaign_id, rows in gone.items():
+            if {i for i, _ in rows} - self._reported:
+                log.warning("campaign %d: %d with unknown fate (interrupted mid-send, not "
+                            "resent): %s", campaign_id, len(rows),
+                            ", ".join(email for _, email in rows))
+                self._reported |= {i for i, _ in rows}
+        return sum(len(rows) for rows in gone.values())
 
     def _due_campaigns(self) -> list[int]:
         return [r[0] for r in self.db.execute(
