@@ -100,9 +100,12 @@ class Owners:
         for name in os.listdir(self.directory):  # tidy up after killed senders
             self.alive(name)
         path = os.path.join(self.directory, token)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Locked under another name, then renamed: whoever opens `path` finds it locked
+        # (a sweep between creating and locking it would take it for a dead sender's).
+        fd = os.open(f"{path}.new", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(f"{path}.new", path)
             yield token
         finally:
             with contextlib.suppress(FileNotFoundError):

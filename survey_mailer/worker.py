@@ -46,6 +46,7 @@ class Worker:
         self._sender_factory = sender_factory or (lambda: sender_from_config(db, config))
         self._owners = owners(db)
         self._reported: set[int] = set()  # deliveries already logged as unknown
+        self._complained: set[str] = set()  # problems already logged
 
     def stop(self) -> None:
         """Finish the messages in flight, start nothing new, end the loop."""
@@ -129,7 +130,7 @@ class Worker:
                     summary = campaigns.send(self.db, sender, self.config, campaign_id,
                                              scheduled_only=True, stop=self.stopping.is_set)
                 except SurveyError as e:  # e.g. no postal address: this campaign waits
-                    log.error("campaign %d: not sent: %s", campaign_id, e)
+                    self._complain(f"campaign {campaign_id}: not sent: {e}")
                     continue
                 self._log_summary(f"campaign {campaign_id}", summary)
                 sent += summary.sent
@@ -177,7 +178,7 @@ class Worker:
                                              after_days=days, since=since,
                                              stop=self.stopping.is_set)
                 except SurveyError as e:  # e.g. no postal address: these reminders wait
-                    log.error("campaign %d: reminders not sent: %s", campaign_id, e)
+                    self._complain(f"campaign {campaign_id}: reminders not sent: {e}")
                     continue
                 with write(self.db) as conn:
                     conn.execute("UPDATE campaigns SET reminders_through = ? WHERE id = ?",
@@ -187,6 +188,13 @@ class Worker:
         finally:
             sender.backend.close()
         return sent
+
+    def _complain(self, problem: str) -> None:
+        # Once per problem and process: every round would repeat it every few seconds
+        # until someone fixes it.
+        if problem not in self._complained:
+            self._complained.add(problem)
+            log.error("%s", problem)
 
     @staticmethod
     def _log_summary(what: str, summary: Summary) -> None:

@@ -24,11 +24,13 @@ from conftest import send_campaign
 from test_smtp import Recorder, Server, smtp_server, tls_files  # noqa: F401 - fixtures
 
 from survey_mailer import campaigns, clock, transactional
+from survey_mailer import config as config_
 from survey_mailer import db as db_
 from survey_mailer.backends.outbox import OutboxBackend
 from survey_mailer.clock import parse
 from survey_mailer.ratelimit import SharedRateLimiter
 from survey_mailer.sender import Sender
+from survey_mailer.worker import Worker
 
 COMMAND = str(Path(sys.executable).parent / "survey-mailer")
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (INFO|WARNING|ERROR) ")
@@ -499,3 +501,16 @@ def test_a_message_in_flight_when_killed_is_listed_not_resent(db, workers, smtp)
     lines = [line.split(" ", 2)[2] for line in again.log.read_text().splitlines()]
     assert (f"campaign {campaign_id}: 1 with unknown fate (interrupted mid-send, not "
             f"resent): person0000@example.com") in lines
+
+
+def test_a_campaign_that_cannot_be_sent_is_logged_once(db, settings, monkeypatch, caplog):
+    monkeypatch.delenv("SURVEY_POSTAL_ADDRESS")
+    campaign_id, _ = due_now(db, 2)
+    worker = Worker(db, config_.load())
+    for _ in range(3):
+        assert worker.round()["sent"] == 0
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"campaign {campaign_id}: not sent: campaign {campaign_id} has no postal address "
+        f"for the email's footer: set SURVEY_POSTAL_ADDRESS, or create the campaign with "
+        f"--postal-address"]
+    assert statuses(db) == {"pending": 2}  # it waits for the address
