@@ -173,6 +173,10 @@ def schedule_every(db: sqlite_utils.Database, campaign_id: int, every: str, zone
         raise SurveyError(f'"{every}" is not a period: use {", ".join(PERIODS)}')
     if not 1 <= spread_days <= 60:
         raise SurveyError(f"--spread-days {spread_days} is not from 1 to 60")
+    if every == "month" and spread_days > 20:
+        # Spread past the month, its last emails would keep its contacts out of the next.
+        raise SurveyError(f"--spread-days {spread_days} is more than the weekdays of every "
+                          f"month: use 1 to 20 with --every month")
     campaign = campaigns.get(db, campaign_id)
     if campaign["started_at"] or campaign["parent_id"]:
         raise SurveyError(f"campaign {campaign_id} has been sent or is a period of another: "

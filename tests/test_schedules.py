@@ -242,6 +242,29 @@ def test_spread_days_and_month_labels(runner, db, tmp_path, stockholm, now):
     assert len(deliveries(db, period_campaigns(db, parent)["Pulse 2027-06"])) == len(emails)
 
 
+def test_a_spread_across_daylight_saving_changes_keeps_working_hours(runner, db, tmp_path,
+                                                                    stockholm, now):
+    """March 2027: Los Angeles moves its clocks on Sunday the 14th, mid-spread."""
+    people(runner, tmp_path, count=120)
+    parent = create(runner, "Pulse")
+    assert runner("campaign", "schedule", str(parent), "--every", "month", "--spread-days",
+                  "20").exit_code == 0
+    now.at(datetime(2027, 3, 1, 0, 0, 1, tzinfo=STOCKHOLM))
+    worker(db).round()
+    rows = deliveries(db, period_campaigns(db, parent)["Pulse 2027-03"])
+    assert len(rows) == 120
+    assert_working_hours(rows, first_weekdays(date(2027, 3, 1), 20))
+    assert {local(r).date() for r in rows} == set(first_weekdays(date(2027, 3, 1), 20))
+
+
+def test_a_monthly_spread_fits_in_a_month(runner, db):
+    parent = str(create(runner))
+    result = runner("campaign", "schedule", parent, "--every", "month", "--spread-days", "21")
+    assert (result.exit_code, result.output) == (1, (
+        "Error: --spread-days 21 is more than the weekdays of every month: use 1 to 20 with "
+        "--every month\n"))
+
+
 @pytest.mark.parametrize("every, opened_at, label", [
     ("month", datetime(2027, 3, 1, 0, 0, 1), "2027-03"),
     ("quarter", datetime(2027, 4, 1, 0, 0, 1), "2027-Q2"),
