@@ -183,7 +183,11 @@ def names(db: sqlite_utils.Database) -> list[dict]:
 
 @reads_responses
 def list_campaigns(db: sqlite_utils.Database, policy: str = "balanced") -> list[dict]:
-    """Return every campaign with its delivery and counted-response counts."""
+    """Return every campaign with its delivery and counted-response counts.
+
+    `next_due` is when its earliest delivery still to go is due (None: none is waiting for
+    the worker).
+    """
     rows = db.execute(
         f"""
         SELECT c.*,
@@ -191,6 +195,8 @@ def list_campaigns(db: sqlite_utils.Database, policy: str = "balanced") -> list[
              AND d.status = 'sent') AS sent,
           (SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id
              AND d.status IN ('pending', 'sending')) AS unsent,
+          (SELECT min(d.due_at) FROM deliveries d WHERE d.campaign_id = c.id
+             AND d.status = 'pending') AS next_due,
           (SELECT count(*) FROM responses r WHERE r.campaign_id = c.id
              AND {counted_sql(policy)}) AS responses
         FROM campaigns c ORDER BY c.id
@@ -321,7 +327,8 @@ def job(campaign: dict, composer: Composer, scheduled_only: bool = False) -> Job
               AND d.status = 'pending' AND {due}
         """,
         unknown_sql="""
-            SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id
+            SELECT c.email, d.claimed_by FROM deliveries d
+            JOIN contacts c ON c.id = d.contact_id
             WHERE d.campaign_id = :campaign AND d.status = 'sending' ORDER BY d.id
         """,
         suffix="",

@@ -248,8 +248,10 @@ def campaign_list(state: State, fmt: str):
     zone = ZoneInfo(state.config["SURVEY_TIMEZONE"])
     rows = campaigns_.list_campaigns(state.db, state.config["SURVEY_SCORE_POLICY"])
     for row in rows:
-        row["schedule"] = schedules.describe(row)
+        row["schedule"] = schedules.describe(row, zone)
         row["next_send"] = iso(schedules.next_send(row, zone))
+        for key in ("next_due", "reminders_through"):  # the worker's bookkeeping
+            row.pop(key, None)
         for key in ("created_at", "send_at", "started_at", "paused_at"):
             row[key] = iso(row[key])
     if fmt == "json":
@@ -570,21 +572,27 @@ def worker_command(state: State, once: bool, interval: float | None):
 
     from .worker import Worker
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%Y-%m-%dT%H:%M:%SZ")
-    logging.Formatter.converter = time.gmtime  # UTC, like every other time stamp here
-    worker = Worker(state.db, state.config)
-    problem = config_.base_url_problem(state.config)
-    if problem:
-        logging.getLogger("survey_mailer.worker").warning(problem)
-    if once:
-        worker.round()
-        return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
-    logging.getLogger("survey_mailer.worker").info(
-        "worker started: a round every %gs; SIGTERM or Ctrl-C stops it",
-        interval or state.config["SURVEY_WORKER_INTERVAL"])
-    worker.run(interval)
-    logging.getLogger("survey_mailer.worker").info("worker stopped")
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                  datefmt="%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime  # UTC, like every other time stamp here
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("survey_mailer")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        worker = Worker(state.db, state.config)
+        problem = config_.base_url_problem(state.config)
+        if problem:
+            logger.warning(problem)
+        if once:
+            worker.round()
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: worker.stop())
+        logger.info("worker started: a round every %gs; SIGTERM or Ctrl-C stops it",
+                    interval or state.config["SURVEY_WORKER_INTERVAL"])
+        worker.run(interval)
+        logger.info("worker stopped")
+    finally:
+        logger.removeHandler(handler)

@@ -338,6 +338,23 @@ def m014_worker_and_api(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m015_worker_claims(db: sqlite_utils.Database) -> None:
+    # Issue 12, the worker's proof. `claimed_by`: which sender took a row (sender.Owners),
+    # so that a row another running worker has in flight is never taken for unknown nor
+    # resent by --retry-unknown. `reminders_through`: the worker has planned the automatic
+    # reminders of every delivery sent up to then, so each round looks only at deliveries
+    # sent since (the index on sent_at), not at a campaign's whole history.
+    _run(
+        db,
+        """
+        ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+        ALTER TABLE reminders ADD COLUMN claimed_by TEXT;
+        ALTER TABLE campaigns ADD COLUMN reminders_through TEXT
+        """
+    )
+
+
+@migrations()
 def m018_themes(db: sqlite_utils.Database) -> None:
     # Issue 14. A theme's words, one a line (folded: no accents, lower case; a trailing *
     # is a prefix). response_themes: which responses name which theme, by a rule or by

@@ -8,7 +8,11 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 
+# A sender told to stop (a worker's SIGTERM) notices within this while waiting for a slot,
+# however slow the rate: a rate of one message a minute must not hold a stop for a minute.
+STOP_CHECK_SECONDS = 0.1
 # 5% of a second (50 ms at the window's edge) of slack for scheduling delays between a
 # slot and the wire, measured by bench/bench_send.py; it costs 5% at the rate cap.
 RATE_MARGIN = 0.05
@@ -30,12 +34,17 @@ class RateLimiter:
         self._size = max(1, int(rate)) if rate else 0
         self._starts: collections.deque[float] = collections.deque()
 
-    def acquire(self) -> None:
-        """Block until one more start fits in the window."""
+    def acquire(self, stop: Callable[[], bool] | None = None) -> bool:
+        """Block until one more start fits in the window; return True once it is taken.
+
+        With `stop`, give up as soon as it returns true (False: no slot was taken).
+        """
         if not self.rate:
-            return
+            return True
         with self._lock:
             while True:
+                if stop is not None and stop():
+                    return False
                 t = self._clock()
                 while self._starts and t - self._starts[0] >= self._window:
                     self._starts.popleft()
@@ -43,10 +52,13 @@ class RateLimiter:
                     self._starts.append(t)
                     if self.record is not None:
                         self.record.append(t)
-                    return
+                    return True
                 # At least a microsecond: float rounding can leave t a hair short of the
                 # window's end after sleeping exactly the gap, and the loop would spin.
-                self._sleep(max(self._starts[0] + self._window - t, 1e-6))
+                self._wait(max(self._starts[0] + self._window - t, 1e-6), stop)
+
+    def _wait(self, seconds: float, stop: Callable[[], bool] | None) -> None:
+        self._sleep(seconds if stop is None else min(seconds, STOP_CHECK_SECONDS))
 
 
 class SharedRateLimiter(RateLimiter):
@@ -64,14 +76,16 @@ class SharedRateLimiter(RateLimiter):
         super().__init__(rate, clock=time.time, sleep=sleep, record=record, margin=margin)
         self.path = os.fspath(path)
 
-    def acquire(self) -> None:
-        """Block until one more start fits in the window, across processes."""
+    def acquire(self, stop: Callable[[], bool] | None = None) -> bool:
+        """Block until one more start fits in the window, across processes (see above)."""
         if not self.rate:
-            return
+            return True
         with self._lock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 while True:
+                    if stop is not None and stop():
+                        return False
                     fcntl.flock(fd, fcntl.LOCK_EX)
                     try:
                         t = self._clock()
@@ -86,10 +100,10 @@ class SharedRateLimiter(RateLimiter):
                             os.ftruncate(fd, len(packed))
                             if self.record is not None:
                                 self.record.append(t)
-                            return
+                            return True
                         wait = max(min(starts) + self._window - t, 1e-6)
                     finally:
                         fcntl.flock(fd, fcntl.LOCK_UN)
-                    self._sleep(wait)
+                    self._wait(wait, stop)
             finally:
                 os.close(fd)

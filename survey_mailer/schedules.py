@@ -5,7 +5,8 @@ deliveries, due at once. `--every quarter` makes the campaign a template: at the
 each period the worker creates that period's campaign (`Q NPS 2027-Q1`), with the same
 content and audience, and gives each eligible contact a moment on one of the first
 `spread_days` weekdays of the period, between 09:00 and 17:00 in the contact's own time
-zone (attribute `timezone`, else SURVEY_TIMEZONE), spread evenly. Periods start in
+zone (attribute `timezone`, else SURVEY_TIMEZONE), spread evenly; a worker that was down
+as the period began spreads them from when it opens the period. Periods start in
 SURVEY_TIMEZONE. Nothing here sends: the worker sends what is due.
 """
 
@@ -77,12 +78,33 @@ def weekdays(first: date, count: int) -> list[date]:
     return days
 
 
-def spread(index: int, total: int, period_start: date, days: int, zone: ZoneInfo) -> datetime:
+def add_working_minutes(start: datetime, minutes: float) -> datetime:
+    """Return the moment `minutes` of working time after `start`, a working moment (aware)."""
+    zone = start.tzinfo
+    # Wall-clock minutes since 09:00 that day (aware datetimes of one zone subtract as
+    # wall clocks, so a daylight-saving change inside the day does not shift the hours).
+    minutes += (start - datetime.combine(start.date(), WORK_START, zone)).total_seconds() / 60
+    whole_days, minutes = divmod(minutes, WORK_MINUTES)
+    day = start.date()
+    if whole_days:
+        day = weekdays(day + timedelta(days=1), int(whole_days))[-1]
+    return datetime.combine(day, WORK_START, zone) + timedelta(minutes=minutes)
+
+
+def window_start(period: Period, zone: ZoneInfo, now: datetime) -> datetime:
+    """Return when a period's spread begins in a zone: its first weekday at 09:00, or now.
+
+    A worker that was down when the period began opens it late: the spread then starts at
+    the next working minute, so the contacts are still spread over N weekdays, not all
+    sent at once.
+    """
+    first = datetime.combine(weekdays(period.start.date(), 1)[0], WORK_START, zone)
+    return first if first >= now else working_moment(now, zone)
+
+
+def spread(index: int, total: int, start: datetime, days: int) -> datetime:
     """Return the moment of the index-th of `total` contacts: evenly over working hours."""
-    minutes = WORK_MINUTES * days * index / max(total, 1)
-    day, minute = divmod(int(minutes), WORK_MINUTES)
-    local_day = weekdays(period_start, days)[day]
-    return datetime.combine(local_day, WORK_START, zone) + timedelta(minutes=minute)
+    return add_working_minutes(start, int(WORK_MINUTES * days * index / max(total, 1)))
 
 
 def working_moment(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -94,6 +116,16 @@ def working_moment(moment: datetime, zone: ZoneInfo) -> datetime:
         return local
     day = local.date() + (timedelta(days=1) if local >= start else timedelta())
     return datetime.combine(weekdays(day, 1)[0], WORK_START, zone)
+
+
+def label_start(label: str) -> date:
+    """Return the first day of a period from its label (2027-Q2, 2027-03, 2027-H2, 2027)."""
+    year, _, part = label.partition("-")
+    if part.startswith("Q"):
+        return date(int(year), 3 * int(part[1:]) - 2, 1)
+    if part.startswith("H"):
+        return date(int(year), 1 if part == "H1" else 7, 1)
+    return date(int(year), int(part or 1), 1)
 
 
 def contact_zone(attributes: str, default: ZoneInfo) -> ZoneInfo:
@@ -120,8 +152,12 @@ def parse_local(text: str, zone: ZoneInfo) -> datetime:
 
 
 def schedule_at(db: sqlite_utils.Database, campaign_id: int, moment: datetime) -> None:
-    """Have the worker send a campaign at a moment (aware)."""
+    """Have the worker send a campaign at a moment (aware, in SURVEY_TIMEZONE)."""
     campaign = campaigns.get(db, campaign_id)
+    if moment <= utcnow():
+        # A typo in the year would otherwise send the campaign at the worker's next round.
+        raise SurveyError(f'"{moment:%Y-%m-%d %H:%M}" ({moment.tzinfo}) has passed: give a '
+                          f"time to come, or send now with campaign send")
     if campaign["started_at"]:
         raise SurveyError(f"campaign {campaign_id} has started sending already: a schedule "
                           f"can only be set before")
@@ -137,6 +173,10 @@ def schedule_every(db: sqlite_utils.Database, campaign_id: int, every: str, zone
         raise SurveyError(f'"{every}" is not a period: use {", ".join(PERIODS)}')
     if not 1 <= spread_days <= 60:
         raise SurveyError(f"--spread-days {spread_days} is not from 1 to 60")
+    if every == "month" and spread_days > 20:
+        # Spread past the month, its last emails would keep its contacts out of the next.
+        raise SurveyError(f"--spread-days {spread_days} is more than the weekdays of every "
+                          f"month: use 1 to 20 with --every month")
     campaign = campaigns.get(db, campaign_id)
     if campaign["started_at"] or campaign["parent_id"]:
         raise SurveyError(f"campaign {campaign_id} has been sent or is a period of another: "
@@ -156,17 +196,21 @@ def unschedule(db: sqlite_utils.Database, campaign_id: int) -> None:
                      [campaign_id])
 
 
-def describe(campaign: dict) -> str:
-    """Say a campaign's schedule in words ("" when it has none)."""
+def describe(campaign: dict, zone: ZoneInfo) -> str:
+    """Say a campaign's schedule in words, times in `zone` ("" when it has none)."""
     if campaign.get("every"):
         return f"every {campaign['every']}, over {campaign['spread_days']} weekdays"
     if campaign.get("send_at"):
-        return f"at {campaign['send_at'][:16]} UTC"
+        return f"at {parse(campaign['send_at']).astimezone(zone):%Y-%m-%d %H:%M} {zone}"
     return ""
 
 
 def next_send(campaign: dict, zone: ZoneInfo) -> str | None:
-    """Return when the campaign sends next (a stored stamp), or None."""
+    """Return when the campaign sends next (a stored stamp), or None.
+
+    A recurring campaign: the start of its next period. A scheduled one: its time. One
+    sending: its earliest delivery still to go (`next_due`, from campaigns.list_campaigns).
+    """
     if campaign.get("every"):
         start = parse(campaign["send_at"]) if campaign.get("send_at") else utcnow()
         if start < utcnow():
@@ -175,7 +219,7 @@ def next_send(campaign: dict, zone: ZoneInfo) -> str | None:
         return stamp(start)
     if campaign.get("send_at") and not campaign.get("started_at"):
         return campaign["send_at"]
-    return None
+    return campaign.get("next_due")
 
 
 # The worker's part ------------------------------------------------------------------------
@@ -199,8 +243,10 @@ def open_periods(db: sqlite_utils.Database, zone: ZoneInfo,
                  resurvey_days: int) -> list[tuple[int, str, int]]:
     """Create and plan the current period's campaign of every recurring schedule.
 
-    Return (new campaign id, period label, deliveries planned) for each one created. Two
-    workers racing create one: (parent, period) is unique.
+    Return (new campaign id, period label, deliveries planned) for each one created. The
+    campaign and its deliveries are written in one transaction, so a crash never leaves a
+    period without its deliveries, and two workers racing create one ((parent, period)
+    is unique: the second finds it made).
     """
     now = utcnow()
     opened = []
@@ -224,40 +270,57 @@ def open_periods(db: sqlite_utils.Database, zone: ZoneInfo,
             if not cursor.rowcount:
                 continue
             child_id = cursor.lastrowid
-        opened.append((child_id, period.label,
-                       plan_spread(db, child_id, period, parent["spread_days"], zone,
-                                   resurvey_days)))
+            planned = plan_spread(db, conn, child_id, period, parent["spread_days"], zone,
+                                  resurvey_days)
+        opened.append((child_id, period.label, planned))
     return opened
 
 
-def plan_spread(db: sqlite_utils.Database, campaign_id: int, period: Period, days: int,
+def plan_spread(db: sqlite_utils.Database, conn, campaign_id: int, period: Period, days: int,
                 zone: ZoneInfo, resurvey_days: int) -> int:
     """Give each eligible contact a delivery at their moment of the period; return how many.
 
-    A contact last surveyed less than `resurvey_days` before their moment is left out. A
-    moment already past (the worker was down) moves to the next working minute.
+    Runs inside the caller's write transaction (`conn`). A contact surveyed by another
+    campaign less than `resurvey_days` before their moment is left out of this period. An
+    earlier period of the same schedule counts from its first day: periods are what the
+    schedule is for, and so a quarterly schedule reaches everyone each quarter with the
+    default 90 days (every quarter is at least 90 days long), while a monthly one leaves
+    out whoever a period less than 90 days before surveyed.
     """
     campaign = campaigns.get(db, campaign_id)
     contacts = campaigns.eligible(db, campaign, 0)
     now = utcnow()
-    last_sent = dict(db.execute(
+    siblings = conn.execute("SELECT id, period FROM campaigns WHERE parent_id = ? AND id != ?",
+                            [campaign["parent_id"], campaign_id]).fetchall()
+    recent = [r["id"] for r in siblings
+              if (period.start.date() - label_start(r["period"])).days < resurvey_days]
+    blocked = {r[0] for r in conn.execute(
+        f"SELECT contact_id FROM deliveries WHERE campaign_id IN "
+        f"({', '.join('?' * len(recent))}) AND status IN ('pending', 'sending', 'sent')",
+        recent)} if recent else set()
+    # Surveys of other campaigns that might be within the window of someone's moment.
+    horizon = stamp(period.start - timedelta(days=resurvey_days + 1))
+    last_sent = dict(conn.execute(
         "SELECT contact_id, max(coalesce(sent_at, due_at, created_at)) FROM deliveries"
-        " WHERE campaign_id != ? AND status IN ('pending', 'sending', 'sent')"
-        " GROUP BY contact_id", [campaign_id]).fetchall())
+        " WHERE campaign_id NOT IN (SELECT id FROM campaigns WHERE parent_id = ?)"
+        " AND status IN ('pending', 'sending', 'sent')"
+        " AND coalesce(sent_at, due_at, created_at) > ? GROUP BY contact_id",
+        [campaign["parent_id"], horizon]).fetchall())
+    starts: dict[ZoneInfo, datetime] = {}
     rows = []
     for index, (contact_id, attributes) in enumerate(contacts):
+        if contact_id in blocked:
+            continue
         own = contact_zone(attributes, zone)
-        # The period's first day, in the contact's zone: a Monday 09:00 is theirs.
-        moment = spread(index, len(contacts), period.start.date(), days, own)
-        if moment < now:
-            moment = working_moment(now, own)
+        if own not in starts:
+            starts[own] = window_start(period, own, now)
+        moment = spread(index, len(contacts), starts[own], days)
         last = last_sent.get(contact_id)
         if last and parse(last) > moment - timedelta(days=resurvey_days):
             continue
         rows.append((campaign_id, contact_id, stamp(now), stamp(moment)))
-    with write(db) as conn:
-        conn.executemany(
-            "INSERT INTO deliveries (campaign_id, contact_id, status, created_at, due_at)"
-            " VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (campaign_id, contact_id) DO NOTHING",
-            rows)
+    conn.executemany(
+        "INSERT INTO deliveries (campaign_id, contact_id, status, created_at, due_at)"
+        " VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+        rows)
     return len(rows)

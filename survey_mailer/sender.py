@@ -4,15 +4,24 @@ The sender runs a `Job`: rows of one table (deliveries, reminders) planned befor
 `campaigns` or `reminders`. Each row moves pending -> sending -> sent | failed | skipped,
 and each move is committed on its own: `sending` before the hand-off, the outcome after it.
 A process killed between the two leaves the row `sending`: its fate is unknown, so it is
-reported and resent only when asked (`retry_unknown`). At most `concurrency` messages are
-in flight at once, which bounds how many a crash can leave unknown. A temporary failure
+reported and resent only when asked (`retry_unknown`). Each row records which sender
+claimed it, and a running sender holds a lock named after itself (`Owners`), so a row
+another live sender has in flight is never taken for unknown, nor resent. At most
+`concurrency` messages are in flight at once, which bounds how many a crash can leave
+unknown. A temporary failure
 that outlived the backend's retries goes back to `pending` for the next run; a permanent
 one is `failed`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import fcntl
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -52,8 +61,8 @@ class Job:
     `pending_sql` selects the rows due by `:now` of campaign `:campaign`, after id `:after`,
     at most `:limit`: `id` (of the state table), `delivery_id` (whose tokens the message
     carries), `email`, `name`, `language` and `excluded` (not to be sent after all).
-    `due_sql` counts the rows due by `:now`; `unknown_sql` lists the addresses of rows left
-    `sending`.
+    `due_sql` counts the rows due by `:now`; `unknown_sql` lists the address and the
+    `claimed_by` of each row left `sending`.
     """
 
     table: str
@@ -65,6 +74,65 @@ class Job:
     composer: Composer
 
 
+class Owners:
+    """Who is sending: each running sender holds the lock of a file named after itself.
+
+    A row left `sending` by a sender whose lock is free was interrupted (its process was
+    killed, or its hand-off failed in a way nobody foresaw): its fate is unknown. A row
+    whose sender still holds its lock is in flight, and is left alone even by
+    --retry-unknown. The locks are the kernel's (flock), so a killed process lets go of its
+    own at once.
+    """
+
+    TOKEN_RE = re.compile(r"[0-9a-f]{32}")
+
+    def __init__(self, directory: str | None):
+        self.directory = directory  # None: an in-memory database, one process
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[str]:
+        """Hold a new sender's lock for the duration; yield its token."""
+        token = uuid.uuid4().hex
+        if self.directory is None:
+            yield token
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        for name in os.listdir(self.directory):  # tidy up after killed senders
+            self.alive(name)
+        path = os.path.join(self.directory, token)
+        # Locked under another name, then renamed: whoever opens `path` finds it locked
+        # (a sweep between creating and locking it would take it for a dead sender's).
+        fd = os.open(f"{path}.new", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(f"{path}.new", path)
+            yield token
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(fd)
+
+    def alive(self, token: str | None) -> bool:
+        """Return whether the sender with this token is running right now."""
+        if self.directory is None or token is None or not self.TOKEN_RE.fullmatch(token):
+            return False
+        path = os.path.join(self.directory, token)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # its sender is gone: nobody needs the file
+            return False
+        finally:
+            os.close(fd)
+
+
 class Sender:
     """Run jobs through a backend, at most `rate` messages a second."""
 
@@ -74,6 +142,7 @@ class Sender:
         self.backend = backend
         self.limiter = limiter or RateLimiter(rate, margin=RATE_MARGIN)
         self.concurrency = max(1, concurrency)
+        self.owners = owners(db)
         # The first attempt's slot is taken here, before the row is marked `sending`, so a
         # crash while waiting for the rate leaves nothing unknown. Backends that retry
         # inside send() (`paced`) take a slot for every further attempt themselves.
@@ -81,8 +150,15 @@ class Sender:
             backend.pace = self.limiter.acquire
 
     def unknown(self, job: Job) -> list[str]:
-        """Return the addresses whose message was interrupted mid-hand-off."""
-        return [r[0] for r in self.db.execute(job.unknown_sql, {"campaign": job.campaign["id"]})]
+        """Return the addresses whose message was interrupted mid-hand-off.
+
+        Rows that a running sender (another worker) has in flight right now are not
+        unknown: their sender will record how it went.
+        """
+        rows = self.db.execute(job.unknown_sql, {"campaign": job.campaign["id"]}).fetchall()
+        owners = {row[1] for row in rows}
+        gone = {owner for owner in owners if not self.owners.alive(owner)}
+        return [row[0] for row in rows if row[1] in gone]
 
     def count(self, job: Job, status: str = "pending") -> int:
         """Return how many of the job's rows are in a state."""
@@ -100,58 +176,73 @@ class Sender:
             stop: Callable[[], bool] = lambda: False) -> Summary:
         """Send the job's due rows (at most `limit`); return what happened.
 
-        Each row is claimed as it starts (pending -> sending, only if still pending), so
-        any number of senders may run one job at once and each row goes out once. `stop()`
-        is asked before each message: when true, no new one starts and those in flight
-        finish (a worker told to stop).
+        Each message takes a rate slot, then claims the first row of its batch that is
+        still pending (pending -> sending, in one statement), so any number of senders may
+        run one job at once, each row goes out once, and a row another sender took first
+        costs no slot. `stop()` is asked before each message and while waiting for the
+        rate: when true, no new one starts and those in flight finish (a worker told to
+        stop).
         """
         campaign = job.campaign
         campaign_id = campaign["id"]
         summary = Summary()
-        if retry_unknown:
-            with write(self.db) as conn:
-                conn.execute(f"UPDATE {job.table} SET status = 'pending' "
-                             f"WHERE campaign_id = ? AND status = 'sending'", [campaign_id])
-        summary.eligible = self.due(job)
-        budget = summary.eligible if limit is None else min(limit, summary.eligible)
-        started = 0
-        in_flight: dict[Future, tuple[Job, int]] = {}
-        last_id = 0
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
-            while started < budget and summary.stopped is None and not stop():
-                batch = self.db.execute(job.pending_sql, {
-                    "campaign": campaign_id, "now": now(), "after": last_id,
-                    "limit": min(500, budget - started)}).fetchall()
-                if not batch:
-                    break
-                for row in batch:
-                    last_id = row["id"]
-                    if summary.stopped or started >= budget or stop():
+        with self.owners.hold() as owner:
+            if retry_unknown:
+                self._reset_unknown(job)
+            summary.eligible = self.due(job)
+            budget = summary.eligible if limit is None else min(limit, summary.eligible)
+            started = 0
+            in_flight: dict[Future, tuple[Job, int]] = {}
+            last_id = 0
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
+                while started < budget and summary.stopped is None and not stop():
+                    batch = self.db.execute(job.pending_sql, {
+                        "campaign": campaign_id, "now": now(), "after": last_id,
+                        "limit": min(500, budget - started)}).fetchall()
+                    if not batch:
                         break
-                    if row["excluded"]:  # e.g. unsubscribed or suppressed since planned
-                        self._mark(job, row["id"], "skipped", None, "excluded since planned")
-                        summary.skipped += 1
-                        continue
-                    while len(in_flight) >= self.concurrency:
-                        self._collect(in_flight, summary, progress)
-                    if summary.stopped:
-                        break
-                    self.limiter.acquire()
-                    if not self._claim(job, row["id"]):
-                        continue  # another sender took it first: it goes out once, there
-                    started += 1
-                    envelope = Envelope(
-                        campaign["sender"], row["email"],
-                        f"c{campaign_id}-d{row['delivery_id']}{job.suffix}", campaign_id,
-                        row["delivery_id"])
-                    future = pool.submit(self._hand_off, job.composer, envelope, row)
-                    in_flight[future] = (job, row["id"])
-            while in_flight:
-                self._collect(in_flight, summary, progress)
+                    last_id = batch[-1]["id"]
+                    rows = {}
+                    for row in batch:
+                        if not row["excluded"]:
+                            rows[row["id"]] = row
+                        elif self._skip(job, row["id"]):  # unsubscribed etc. since planned
+                            summary.skipped += 1
+                    queue = list(rows)
+                    while queue and started < budget and summary.stopped is None:
+                        while len(in_flight) >= self.concurrency:
+                            self._collect(in_flight, summary, progress)
+                        if summary.stopped or stop() or not self.limiter.acquire(stop):
+                            break
+                        row_id = self._claim(job, queue, owner)
+                        if row_id is None:
+                            break  # the rest of the batch went to other senders
+                        started += 1
+                        row = rows[row_id]
+                        envelope = Envelope(
+                            campaign["sender"], row["email"],
+                            f"c{campaign_id}-d{row['delivery_id']}{job.suffix}", campaign_id,
+                            row["delivery_id"])
+                        future = pool.submit(self._hand_off, job.composer, envelope, row)
+                        in_flight[future] = (job, row_id)
+                while in_flight:
+                    self._collect(in_flight, summary, progress)
         summary.remaining = self.due(job)
         summary.scheduled = self.count(job) - summary.remaining
         summary.unknown = self.unknown(job)
         return summary
+
+    def _reset_unknown(self, job: Job) -> None:
+        """Make the rows left `sending` by senders that are gone pending again."""
+        with write(self.db) as conn:
+            owners = [r[0] for r in conn.execute(
+                f"SELECT DISTINCT claimed_by FROM {job.table} "
+                f"WHERE campaign_id = ? AND status = 'sending'", [job.campaign["id"]])]
+            gone = [o for o in owners if not self.owners.alive(o)]
+            conn.executemany(
+                f"UPDATE {job.table} SET status = 'pending' WHERE campaign_id = ? "
+                f"AND status = 'sending' AND claimed_by IS ?",
+                [(job.campaign["id"], owner) for owner in gone])
 
     def _hand_off(self, composer: Composer, envelope: Envelope, row) -> str:
         try:
@@ -193,11 +284,36 @@ class Sender:
             if progress:
                 progress(summary)
 
-    def _claim(self, job: Job, row_id: int) -> bool:
-        """Mark a row `sending` if it is still pending; return whether this sender got it."""
+    # How many of a batch's ids one claim looks at: a short list keeps the statement cheap
+    # while another sender races through the same batch.
+    CLAIM_WINDOW = 32
+
+    def _claim(self, job: Job, queue: list[int], owner: str) -> int | None:
+        """Take the first row of `queue` still pending; return its id, None if none is left.
+
+        The ids up to the one taken leave the queue: they are this sender's now, or were
+        taken by another.
+        """
+        while queue:
+            window = queue[:self.CLAIM_WINDOW]
+            with write(self.db) as conn:
+                row = conn.execute(
+                    f"UPDATE {job.table} SET status = 'sending', error = NULL, claimed_by = ? "
+                    f"WHERE id = (SELECT id FROM {job.table} WHERE id IN "
+                    f"(SELECT value FROM json_each(?)) AND status = 'pending' "
+                    f"ORDER BY id LIMIT 1) RETURNING id",
+                    [owner, json.dumps(window)]).fetchall()
+            if row:
+                del queue[:queue.index(row[0][0]) + 1]
+                return row[0][0]
+            del queue[:len(window)]
+        return None
+
+    def _skip(self, job: Job, row_id: int) -> bool:
+        """Mark a row `skipped` if it is still pending; return whether it was."""
         with write(self.db) as conn:
             return conn.execute(
-                f"UPDATE {job.table} SET status = 'sending', error = NULL "
+                f"UPDATE {job.table} SET status = 'skipped', error = 'excluded since planned' "
                 f"WHERE id = ? AND status = 'pending'", [row_id]).rowcount == 1
 
     def _mark(self, job: Job, row_id: int, status: str, message_id: str | None = None,
@@ -208,6 +324,12 @@ class Sender:
                 f"error = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "
                 f"WHERE id = ?",
                 [status, message_id, error, status, now(), row_id])
+
+
+def owners(db: sqlite_utils.Database) -> Owners:
+    """Return the registry of the senders running on a database (lock files beside it)."""
+    path = getattr(db, "path", ":memory:")
+    return Owners(None if path == ":memory:" else f"{path}-senders")
 
 
 def from_config(db: sqlite_utils.Database, config: Config) -> Sender:

@@ -19,13 +19,19 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from . import campaigns, humans, notify, reminders, schedules
-from .clock import now
+from .clock import ago, now, shift
 from .config import Config
+from .db import write
 from .errors import SurveyError
-from .sender import Sender, Summary
+from .sender import Sender, Summary, owners
 from .sender import from_config as sender_from_config
 
 log = logging.getLogger("survey_mailer.worker")
+
+# Reminders: each round looks again at the five minutes before where the previous one
+# stopped, for deliveries whose `sent` was committed just after that round read them (with
+# 0 days) or stamped by a clock a little behind.
+REMIND_OVERLAP_SECONDS = 300
 
 
 class Worker:
@@ -38,6 +44,9 @@ class Worker:
         self.zone = ZoneInfo(config["SURVEY_TIMEZONE"])
         self.stopping = threading.Event()
         self._sender_factory = sender_factory or (lambda: sender_from_config(db, config))
+        self._owners = owners(db)
+        self._reported: set[int] = set()  # deliveries already logged as unknown
+        self._complained: set[str] = set()  # problems already logged
 
     def stop(self) -> None:
         """Finish the messages in flight, start nothing new, end the loop."""
@@ -75,7 +84,29 @@ class Worker:
                      campaign_id, label, planned)
         done["sent"] = self._send_due()
         done["reminded"] = self._remind()
+        done["unknown"] = self._report_unknown()
         return done
+
+    def _report_unknown(self) -> int:
+        """Log, once, each delivery whose sender died mid-hand-off; return how many there are.
+
+        Their fate is unknown (the message may have gone out), so they are not resent; a
+        person decides (`campaign send ID --retry-unknown`).
+        """
+        gone: dict[int, list[tuple[int, str]]] = {}
+        for row in self.db.execute(
+                "SELECT d.id, d.campaign_id, d.claimed_by, c.email FROM deliveries d"
+                " JOIN contacts c ON c.id = d.contact_id WHERE d.status = 'sending'"
+                " ORDER BY d.id").fetchall():
+            if not self._owners.alive(row["claimed_by"]):
+                gone.setdefault(row["campaign_id"], []).append((row["id"], row["email"]))
+        for campaign_id, rows in gone.items():
+            if {i for i, _ in rows} - self._reported:
+                log.warning("campaign %d: %d with unknown fate (interrupted mid-send, not "
+                            "resent): %s", campaign_id, len(rows),
+                            ", ".join(email for _, email in rows))
+                self._reported |= {i for i, _ in rows}
+        return sum(len(rows) for rows in gone.values())
 
     def _due_campaigns(self) -> list[int]:
         return [r[0] for r in self.db.execute(
@@ -99,7 +130,7 @@ class Worker:
                     summary = campaigns.send(self.db, sender, self.config, campaign_id,
                                              scheduled_only=True, stop=self.stopping.is_set)
                 except SurveyError as e:  # e.g. no postal address: this campaign waits
-                    log.error("campaign %d: not sent: %s", campaign_id, e)
+                    self._complain(f"campaign {campaign_id}: not sent: {e}")
                     continue
                 self._log_summary(f"campaign {campaign_id}", summary)
                 sent += summary.sent
@@ -110,30 +141,60 @@ class Worker:
         return sent
 
     def _remind(self) -> int:
-        """Send the automatic reminders that are due; return how many were sent."""
-        rows = self.db.execute(
-            "SELECT id, remind_after_days FROM campaigns WHERE remind_after_days IS NOT NULL"
-            " AND paused_at IS NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE"
-            " d.campaign_id = campaigns.id AND d.status = 'sent')").fetchall()
-        due = [(cid, days) for cid, days in rows
-               if reminders.count_due(self.db, cid, days, self.config["SURVEY_SCORE_POLICY"])
-               or self.db.execute("SELECT 1 FROM reminders WHERE campaign_id = ? AND"
-                                  " status = 'pending'", [cid]).fetchone()]
+        """Send the automatic reminders that are due; return how many were sent.
+
+        Each campaign remembers up to when its deliveries' reminders were planned
+        (`reminders_through`), so a round looks only at deliveries sent since (through the
+        index on sent_at), however many campaigns and deliveries came before.
+        """
+        policy = self.config["SURVEY_SCORE_POLICY"]
+        due, marks = [], []
+        for campaign_id, days, through in self.db.execute(
+                "SELECT id, remind_after_days, reminders_through FROM campaigns"
+                " WHERE remind_after_days IS NOT NULL AND paused_at IS NULL").fetchall():
+            cutoff = ago(days * 86400)
+            since = shift(through, -REMIND_OVERLAP_SECONDS) if through else None
+            if reminders.count_due(self.db, campaign_id, days, policy, since) or \
+                    self.db.execute("SELECT 1 FROM reminders WHERE campaign_id = ? AND"
+                                    " status = 'pending'", [campaign_id]).fetchone():
+                due.append((campaign_id, days, since))
+            else:
+                marks.append((cutoff, campaign_id))
+        if marks:
+            with write(self.db) as conn:
+                conn.executemany("UPDATE campaigns SET reminders_through = ? WHERE id = ?",
+                                 marks)
         if not due or self.stopping.is_set():
             return 0
         sender = self._sender_factory()
         sent = 0
         try:
-            for campaign_id, days in due:
+            for campaign_id, days, since in due:
                 if self.stopping.is_set():
                     break
-                summary = reminders.send(self.db, sender, self.config, campaign_id,
-                                         after_days=days, stop=self.stopping.is_set)
+                cutoff = ago(days * 86400)
+                try:
+                    summary = reminders.send(self.db, sender, self.config, campaign_id,
+                                             after_days=days, since=since,
+                                             stop=self.stopping.is_set)
+                except SurveyError as e:  # e.g. no postal address: these reminders wait
+                    self._complain(f"campaign {campaign_id}: reminders not sent: {e}")
+                    continue
+                with write(self.db) as conn:
+                    conn.execute("UPDATE campaigns SET reminders_through = ? WHERE id = ?",
+                                 [cutoff, campaign_id])
                 self._log_summary(f"campaign {campaign_id} reminders", summary)
                 sent += summary.sent
         finally:
             sender.backend.close()
         return sent
+
+    def _complain(self, problem: str) -> None:
+        # Once per problem and process: every round would repeat it every few seconds
+        # until someone fixes it.
+        if problem not in self._complained:
+            self._complained.add(problem)
+            log.error("%s", problem)
 
     @staticmethod
     def _log_summary(what: str, summary: Summary) -> None:
