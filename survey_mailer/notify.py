@@ -80,8 +80,7 @@ RESPONSE_SQL = """
 
 @reads_responses
 def scan(db: sqlite_utils.Database, config: Config) -> int:
-    """Queue notifications for responses that became counted and settled, or changed; return
-    how many.
+    """Queue notifications for responses newly counted and settled, or changed; return how many.
 
     Responses are looked at from a stored watermark on `responded_at`, which then advances
     to a minute before the settling cutoff: anything older is settled and already seen.
