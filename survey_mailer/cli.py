@@ -502,10 +502,17 @@ def staff_add(state: State, email: str, password: str | None):
 @click.option("--watch", is_flag=True, help="Keep running; dispatch every few seconds.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds between rounds with --watch.")
-def notify_command(state: State, watch: bool, interval: float):
+@click.option("--retry-unknown", is_flag=True,
+              help="First queue again the emails whose hand-off was interrupted (they may "
+                   "have been sent already).")
+def notify_command(state: State, watch: bool, interval: float, retry_unknown: bool):
     """Send due detractor alerts and webhooks (retrying failed ones with backoff)."""
     from . import notify as notify_
 
+    if retry_unknown:
+        count = notify_.retry_unknown(state.db)
+        click.echo(f"{count} interrupted email{'' if count == 1 else 's'} queued again",
+                   err=True)
     if watch:
         click.echo(f"Dispatching alerts and webhooks every {interval:g}s; Ctrl-C stops.",
                    err=True)
@@ -514,8 +521,16 @@ def notify_command(state: State, watch: bool, interval: float):
         except KeyboardInterrupt:
             pass
         return
+    started = notify_.now()
     done = notify_.dispatch(state.db, state.config, limit=1000)
-    click.echo(f"{done['sent']} sent, {done['retry']} to retry, {done['failed']} failed")
+    # One bad notification fails alone: the others went, so this run succeeded; each
+    # problem is one line on stderr, and on the staff dashboard.
+    for problem in reversed(notify_.problems(state.db, since=started)):
+        click.echo(problem["message"], err=True)
+    line = f"{done['sent']} sent, {done['retry']} to retry, {done['failed']} failed"
+    if done["unknown"]:
+        line += f", {done['unknown']} interrupted (may have been sent; see --retry-unknown)"
+    click.echo(line)
 
 
 @cli.group("api-key")

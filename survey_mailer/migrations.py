@@ -272,6 +272,94 @@ def m011_clicks_folded(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m013_alert_threads(db: sqlite_utils.Database) -> None:
+    # Issue 10, items 2 and 11. A claim names its owner and holds for a short lease, so a
+    # killed dispatcher's work is taken over in seconds; handed_at marks an email being
+    # handed over, whose fate a crash leaves unknown (the new status: never resent blindly);
+    # finished_at is when it was sent or given up, so staff see the latest problems.
+    # response_id keeps each response's notifications in order. alert_threads holds, per
+    # response, the state last notified (score, digest of the comment) and the first
+    # alert's Message-ID and subject, so a change is one update in the same thread.
+    # SQLite cannot change a CHECK constraint: the table is copied into a new one.
+    _run(
+        db,
+        """
+        CREATE TABLE notifications_new (
+            id INTEGER PRIMARY KEY,
+            event_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('email', 'webhook')),
+            target TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'claimed', 'sent', 'failed', 'unknown')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_until TEXT,
+            claimed_by TEXT,
+            handed_at TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            finished_at TEXT,
+            response_id INTEGER
+        );
+        INSERT INTO notifications_new (id, event_key, kind, target, payload, status, attempts,
+                                       next_attempt_at, claimed_until, last_error, created_at,
+                                       sent_at, finished_at, response_id)
+            SELECT id, event_key, kind, target, payload, status, attempts, next_attempt_at,
+                   claimed_until, last_error, created_at, sent_at,
+                   CASE WHEN status IN ('sent', 'failed') THEN coalesce(sent_at, created_at)
+                   END,
+                   CASE WHEN event_key LIKE 'response/%'
+                        THEN CAST(substr(event_key, 10) AS INTEGER)
+                        WHEN event_key LIKE 'case/%'
+                        THEN CAST(substr(event_key, 6) AS INTEGER) END
+            FROM notifications;
+        DROP TABLE notifications;
+        ALTER TABLE notifications_new RENAME TO notifications;
+        CREATE INDEX notifications_due ON notifications(status, next_attempt_at);
+        CREATE INDEX notifications_thread ON notifications(response_id, kind, target, status);
+        CREATE INDEX notifications_problems ON notifications(finished_at)
+            WHERE status IN ('failed', 'unknown');
+        CREATE TABLE alert_threads (
+            response_id INTEGER PRIMARY KEY REFERENCES responses(id),
+            revision INTEGER NOT NULL,
+            score INTEGER NOT NULL,
+            comment_digest TEXT NOT NULL,
+            message_id TEXT,
+            subject TEXT,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    import hashlib
+    import json
+
+    # Responses notified before threads existed: their last queued state, so they are not
+    # announced again, and the first alert's subject, so a change is still an update ("Re:");
+    # no Message-ID was kept, so the update cannot name the alert in In-Reply-To.
+    threads: dict[int, dict] = {}
+    for response_id, kind, payload in db.execute(
+            "SELECT response_id, kind, payload FROM notifications"
+            " WHERE event_key LIKE 'response/%' ORDER BY id"):
+        row = json.loads(payload)["response"]
+        thread = threads.setdefault(response_id, {"subject": None})
+        thread.update(score=row["score"], comment=row["comment"])
+        if kind == "email" and thread["subject"] is None:
+            who = (row["name"] or row["email"]) + (f" ({row['company']})" if row["company"]
+                                                   else "")
+            thread["subject"] = f"Detractor: {who} scored {row['score']}"
+    stamp = now()
+    for response_id, thread in threads.items():
+        db.execute(
+            "INSERT INTO alert_threads (response_id, revision, score, comment_digest, subject,"
+            " updated_at) VALUES (?, 1, ?, ?, ?, ?)",
+            [response_id, thread["score"],
+             hashlib.sha256(thread["comment"].encode()).hexdigest()[:16], thread["subject"],
+             stamp])
+
+
+@migrations()
 def m014_worker_and_api(db: sqlite_utils.Database) -> None:
     # Issue 12, surveys that run themselves. Deliveries: when each is due (a transactional
     # delay, a recurring period's spread; NULL is at once), the event that asked for it and

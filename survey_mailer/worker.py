@@ -71,8 +71,9 @@ class Worker:
         done["folded"] = folded
         notified = notify.dispatch(self.db, self.config, limit=200)
         if any(notified.values()):
-            log.info("notifications: %d sent, %d to retry, %d failed", notified["sent"],
-                     notified["retry"], notified["failed"])
+            log.info("notifications: %d sent, %d to retry, %d failed, %d interrupted",
+                     notified["sent"], notified["retry"], notified["failed"],
+                     notified.get("unknown", 0))
         done["notifications"] = notified
         resurvey = self.config["SURVEY_RESURVEY_DAYS"]
         for campaign_id, planned in schedules.start_due(self.db, resurvey):

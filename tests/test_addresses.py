@@ -135,7 +135,8 @@ def test_an_alert_for_such_a_name_has_one_reply_to(db, sent_campaign, settings, 
         db.execute("UPDATE contacts SET name = ?, company = ? WHERE email = 'ana@example.com'",
                    [EVIL, "Acme\nBcc: y@evil.test"])
     answer(db, deliveries(db, sent_campaign)["ana@example.com"], 2, "Bad")
-    assert notify.dispatch(db, config_.load()) == {"sent": 1, "retry": 0, "failed": 0}
+    assert notify.dispatch(db, config_.load()) == {"sent": 1, "retry": 0, "failed": 0,
+                                                   "unknown": 0}
     [path] = Path(settings["SURVEY_OUTBOX_DIR"]).glob("alert-*.eml")
     msg = parse(path.read_bytes())
     assert [k for k in msg.keys() if k.lower() in ("to", "bcc", "reply-to", "cc")] == [

@@ -68,5 +68,6 @@ def case(response_id: int):
         else:
             flash("Nothing changed.", "info")
         return redirect(url_for("staff.case", response_id=response_id), 303)
-    return render_template("staff/case.html", case=found, form=form), \
+    return render_template("staff/case.html", case=found, form=form,
+                           problems=notify.problems(db, response_id=response_id)), \
         400 if form.errors else 200

@@ -6,21 +6,26 @@ from flask import render_template, request
 from flask_login import login_required
 from markupsafe import Markup
 
-from survey_mailer import charts
+from survey_mailer import charts, notify
 from survey_mailer import dashboard as dashboard_
+from survey_mailer.clock import ago
 
 from ..args import int_arg
 from ..db import get_db
 from . import bp, policy
 
+PROBLEM_DAYS = 7  # how long a failed alert or webhook stays on the dashboard
+
 
 @bp.get("/")
 @login_required
 def dashboard():
-    data = dashboard_.summary(get_db(), policy(), campaign_id=int_arg("campaign"),
+    db = get_db()
+    data = dashboard_.summary(db, policy(), campaign_id=int_arg("campaign"),
                               by=request.args.get("by", "company"))
     return render_template(
         "staff/dashboard.html", **data, breakdowns=dashboard_.BREAKDOWNS,
+        problems=notify.problems(db, since=ago(PROBLEM_DAYS * 86400), limit=10),
         breakdown_rates=data["by"] == "campaign",
         distribution_svg=Markup(charts.distribution(data["scores"])),
         trend_svg=Markup(charts.trend([(q["key"], q["nps"], q["margin_of_error"])
