@@ -13,7 +13,7 @@ from survey_mailer import campaigns as campaigns_
 from survey_mailer import humans, notify, responses, scores
 from survey_mailer.errors import NotFound, SurveyError
 
-from ..args import int_arg
+from ..args import MAX_ID, int_arg
 from ..background import dispatch_soon
 from ..db import get_db
 from . import PostForm, bp, policy, settings
@@ -54,7 +54,8 @@ def _args(where: responses.Filter) -> dict:
 def responses_page():
     db = get_db()
     where = _filter()
-    page = max(1, int_arg("page") or 1)
+    # Beyond the last page is an empty page, never an offset SQLite cannot hold.
+    page = min(max(1, int_arg("page") or 1), MAX_ID // PAGE_SIZE)
     rows = responses.search(db, policy(), where, limit=PAGE_SIZE + 1,
                             offset=(page - 1) * PAGE_SIZE)
     return render_template(
