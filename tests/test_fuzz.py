@@ -148,6 +148,16 @@ def _staff_post(path):
     return send
 
 
+def _restore_from(referrer):
+    def send(w, _):
+        client = w.staff
+        return client.post(f"/staff/responses/{w.responses['ana']}/restore",
+                           data={"csrf_token": w.csrf}, headers={"Referer": referrer})
+
+    send.staff = True
+    return send
+
+
 def _api(path):
     return lambda w, _: w.public.get(path, headers={"Authorization": f"Bearer {w.api_key}"})
 
@@ -184,6 +194,8 @@ ODD = [
                  id="testimonial-huge-id"),
     pytest.param(_staff_post(f"/staff/responses/{HUGE}/restore"), None, 404,
                  "Page not found", id="restore-huge-id"),
+    pytest.param(_staff("/staff/login?next=//["), None, 302, None, id="login-next-not-a-url"),
+    pytest.param(_restore_from("http://["), None, 303, None, id="restore-referer-not-a-url"),
     pytest.param(_api(f"/api/v1/stats?campaign={'9' * 400}"), None, 400,
                  '"error": "campaign \\"' + "9" * 40 + '\\" is not a campaign id"',
                  id="api-400-digits"),
@@ -206,6 +218,8 @@ def test_odd_input_gets_a_friendly_4xx_and_changes_nothing(world, db, send, valu
     before = snapshot(db)
     response = send(world, value)
     assert response.status_code == status, response.text[:500]
+    if status in (302, 303):  # back to the workspace, never to the odd address
+        assert response.headers["Location"].startswith("/staff/")
     if text:
         assert text in response.text
     if status >= 400:
@@ -229,6 +243,9 @@ FIELDS = ["score", "comment", "contact_ok", "display_name", "testimonial_consent
 VALUES = [*map(str, range(11)), "y", "new", "contacted", "resolved", "approve", "reject",
           "rename", "One-Click", "yes", "none", "company", "language", "campaign",
           "attribute:plan", "detractor", "promoter", "2026-01-01", "1", EMAIL, PASSWORD, ""]
+# Addresses for ?next= and Referer: local, elsewhere, and ones urlsplit() refuses.
+URLS = ["/staff/followups", "//evil.test/staff/", "http://localhost/staff/", "//[",
+        "http://[::1", "/staff/\\evil", "javascript:alert(1)", "http://localhost:99999/staff/"]
 CONTENT_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
                  "application/json", "text/plain; charset=UTF-8", "text/plain; charset=latin-1",
                  "application/json; charset=utf-16",
@@ -455,7 +472,8 @@ def _headers(w: World, data) -> dict[str, str]:
         | header_text,
         "Accept-Language": st.sampled_from(["es", "fr;q=0.5, sv", "*", "xx-yy"]) | header_text,
         "Accept": st.sampled_from(["application/json", "text/html", "*/*"]) | header_text,
-        "User-Agent": header_text, "Referer": header_text, "X-Forwarded-For": header_text,
+        "User-Agent": header_text, "Referer": st.sampled_from(URLS) | header_text,
+        "X-Forwarded-For": header_text,
         "Sec-Purpose": st.sampled_from(["prefetch", "prefetch;prerender"]) | header_text,
         "If-None-Match": header_text, "Origin": header_text,
     }
@@ -494,7 +512,7 @@ def fuzz_once(w: World, rule, data) -> None:
     path, segments = _path(rule, w, data, aimed)
     methods = st.sampled_from(sorted(rule.methods - {"OPTIONS"}))
     method = data.draw(methods if aimed else methods | st.sampled_from(OTHER_METHODS))
-    values = numbers | st.sampled_from([*VALUES, str(w.campaign)])
+    values = numbers | st.sampled_from([*VALUES, *URLS, str(w.campaign)])
     query = data.draw(st.fixed_dictionaries({}, optional=dict.fromkeys(ARGS, values))
                       if aimed else st.dictionaries(st.sampled_from(ARGS) | any_text,
                                                     values | any_text, max_size=6))

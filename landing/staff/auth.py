@@ -45,11 +45,14 @@ class LoginForm(FlaskForm):
 
 def _safe_next(target: str | None) -> str:
     """Return a local /staff/ path to go to after login; anything else goes to the dashboard."""
-    if target:
+    target = target or ""
+    try:
         parts = urlsplit(target)
-        if (not parts.scheme and not parts.netloc and target.startswith("/staff/")
-                and "\\" not in target):
-            return target
+    except ValueError:  # "//[" and the like: not an address at all
+        parts = None
+    if (parts and not parts.scheme and not parts.netloc and target.startswith("/staff/")
+            and "\\" not in target):
+        return target
     return url_for("staff.dashboard")
 
 

@@ -83,8 +83,11 @@ def restore(response_id: int):
 
 
 def _same_site(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).netloc == request.host \
-        and urlsplit(url).path.startswith("/staff/")
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:  # a Referer such as "http://[": not an address at all
+        return False
+    return parts.netloc == request.host and parts.path.startswith("/staff/")
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
