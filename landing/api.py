@@ -6,8 +6,8 @@ from flask import Blueprint, Response, current_app, g, render_template, request,
 
 from survey_mailer import api_keys, nps, testimonials
 from survey_mailer import campaigns as campaigns_
+from survey_mailer.db import parse_id
 
-from .args import MAX_ID
 from .db import get_db
 from .errors import ApiError, json_response
 
@@ -67,10 +67,11 @@ def _campaign_arg() -> int | None:
     text = request.args.get("campaign", "")
     if not text:
         return None
-    if not (text.isascii() and text.isdigit() and int(text) <= MAX_ID):
+    campaign_id = parse_id(text)
+    if campaign_id is None:
         raise ApiError(400, f'campaign "{text[:40]}" is not a campaign id', "campaign")
-    campaigns_.get(get_db(), int(text))  # NotFound: 404
-    return int(text)
+    campaigns_.get(get_db(), campaign_id)  # NotFound: 404
+    return campaign_id
 
 
 @bp.get("/api/v1/stats")

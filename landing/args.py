@@ -5,15 +5,12 @@ from __future__ import annotations
 from flask import request
 from werkzeug.routing import IntegerConverter
 
-MAX_ID = 2**63 - 1  # SQLite's largest integer
+from survey_mailer.db import MAX_ID, parse_id
 
 
 def int_arg(name: str) -> int | None:
     """Return a query-string id, or None unless it is ASCII digits that fit SQLite."""
-    value = request.args.get(name, "")
-    if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
-        return int(value)
-    return None
+    return parse_id(request.args.get(name, ""))
 
 
 class IdConverter(IntegerConverter):

@@ -36,6 +36,10 @@ def _verifier() -> sns.Verifier:
 def _json_object(text: str, what: str) -> dict:
     try:
         value = json.loads(text)
+        # "\ud800" alone is JSON but no character: it can be neither signed nor stored.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise sns.Rejected(400, f"{what} holds a lone surrogate (\\uD800-\\uDFFF)") from e
     except (ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         raise sns.Rejected(400, f"{what} is not JSON") from e
     if not isinstance(value, dict):

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, ValidationError
+from wtforms.validators import InputRequired, Length, StopValidation, ValidationError
 
 from survey_mailer import contacts, humans, responses, scores
 from survey_mailer.errors import NotFound
@@ -39,12 +39,29 @@ PUBLIC_POST_LIMIT = "30 per minute"
 BEACON_LIMIT = "60 per minute"  # one per page view; a whole office may share an address
 
 
+class ScoreField(RadioField):
+    """The 0-10 scale: only "0" to "10" in ASCII is a score (scores.parse), one message else."""
+
+    message = _l("Choose a score from 0 to 10.")
+
+    def process_formdata(self, valuelist):
+        # int() would read "٥", "５" or "01" as scores; anything odd is no score at all.
+        if valuelist:
+            self.data = scores.parse(valuelist[0])
+
+    def pre_validate(self, form):
+        if self.data not in scores.SCORES:
+            raise StopValidation(self.message)
+
+
 class AnswerForm(FlaskForm):
-    score = RadioField(_l("Your score"), choices=SCORES, coerce=int,
-                       validators=[InputRequired(_l("Choose a score from 0 to 10."))])
-    comment = TextAreaField(validators=[Length(max=5000)])
+    score = ScoreField(_l("Your score"), choices=SCORES, coerce=int,
+                       validators=[InputRequired(ScoreField.message)])
+    # default="": a form sent without the field reads as empty, not None.
+    comment = TextAreaField(validators=[Length(max=5000)], default="")
     contact_ok = BooleanField(_l("You may contact me about my answer"))
-    display_name = StringField(_l("Your name as it may appear"), validators=[Length(max=100)])
+    display_name = StringField(_l("Your name as it may appear"), validators=[Length(max=100)],
+                               default="")
     testimonial_consent = BooleanField(_l("You may publish my words with this name"))
 
     def validate_display_name(self, field):

@@ -15,6 +15,17 @@ import sqlite_utils
 from . import clock
 from . import config as config_
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
+def parse_id(text: object) -> int | None:
+    """Return text as a row id, or None unless it is ASCII digits that fit SQLite."""
+    # The length first: int() refuses over 4300 digits, and "²" or "٥" pass isdigit().
+    if isinstance(text, str) and 0 < len(text) <= 19 and text.isascii() and text.isdigit():
+        value = int(text)
+        return value if value <= MAX_ID else None
+    return None
+
 
 def connect(path: str | Path, *, burst_seconds: float | None = None) -> sqlite_utils.Database:
     """Open the database file with WAL, foreign keys and a busy timeout.

@@ -272,6 +272,29 @@ def m011_clicks_folded(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m012_staff_sessions_and_lockout(db: sqlite_utils.Database) -> None:
+    # Issue 10, items 5 and 7. A staff session names the account's session token as well as
+    # its id (Flask-Login's alternative token); logging out or a new password draws a new
+    # token, so every earlier session cookie stops working. Sessions from before this
+    # migration named the id alone: they end, and their owners log in once more.
+    # Failed logins are counted per email as typed (casefolded), in the database, so the
+    # lock holds across gunicorn workers and restarts, for unknown emails as well.
+    _run(
+        db,
+        """
+        ALTER TABLE staff_users ADD COLUMN session_token TEXT NOT NULL DEFAULT '';
+        UPDATE staff_users SET session_token = lower(hex(randomblob(16)));
+        CREATE TABLE staff_login_failures (
+            email TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            window_start TEXT NOT NULL,
+            locked_until TEXT
+        )
+        """
+    )
+
+
+@migrations()
 def m013_alert_threads(db: sqlite_utils.Database) -> None:
     # Issue 10, items 2 and 11. A claim names its owner and holds for a short lease, so a
     # killed dispatcher's work is taken over in seconds; handed_at marks an email being

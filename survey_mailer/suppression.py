@@ -12,12 +12,19 @@ import json
 import sqlite_utils
 
 from .clock import now
-from .db import write
+from .db import parse_id, write
+
+
+def _object(value: object) -> dict:
+    # A signed event is genuine but its shape is SES's to change: read what fits, skip the
+    # rest, and keep the whole payload.
+    return value if isinstance(value, dict) else {}
 
 
 def _recipients(event: dict, key: str, field: str) -> list[str]:
-    return [r["emailAddress"] for r in (event.get(key) or {}).get(field) or []
-            if isinstance(r, dict) and isinstance(r.get("emailAddress"), str)]
+    recipients = _object(event.get(key)).get(field)
+    return [r["emailAddress"] for r in recipients if isinstance(r, dict)
+            and isinstance(r.get("emailAddress"), str)] if isinstance(recipients, list) else []
 
 
 def classify(event: dict) -> tuple[str, str, list[str], str | None]:
@@ -28,14 +35,14 @@ def classify(event: dict) -> tuple[str, str, list[str], str | None]:
     """
     kind = str(event.get("notificationType") or event.get("eventType") or "unknown")
     if kind == "Bounce":
-        bounce = event.get("bounce") or {}
+        bounce = _object(event.get("bounce"))
         detail = f"{bounce.get('bounceType', '')}/{bounce.get('bounceSubType', '')}"
         addresses = _recipients(event, "bounce", "bouncedRecipients")
         if bounce.get("bounceType") == "Permanent":
             return kind, detail, addresses, f"bounce: {detail}"
         return kind, detail, addresses, None
     if kind == "Complaint":
-        complaint = event.get("complaint") or {}
+        complaint = _object(event.get("complaint"))
         detail = str(complaint.get("complaintFeedbackType") or "")
         return kind, detail, _recipients(event, "complaint", "complainedRecipients"), (
             "complaint" + (f": {detail}" if detail else ""))
@@ -43,11 +50,9 @@ def classify(event: dict) -> tuple[str, str, list[str], str | None]:
 
 
 def _delivery_id(event: dict) -> int | None:
-    tags = (event.get("mail") or {}).get("tags") or {}
-    values = tags.get("delivery") if isinstance(tags, dict) else None
-    if isinstance(values, list) and values and str(values[0]).isdigit():
-        return int(values[0])
-    return None
+    values = _object(_object(event.get("mail")).get("tags")).get("delivery")
+    # A tag is text SES passes through: "²" is a digit to isdigit(), 10**30 is too big.
+    return parse_id(str(values[0])) if isinstance(values, list) and values else None
 
 
 def record_ses_event(db: sqlite_utils.Database, sns_message_id: str, topic_arn: str,

@@ -24,11 +24,17 @@ class User(UserMixin):
     def __init__(self, row: dict):
         self.id = row["id"]
         self.email = row["email"]
+        self.session_id = users.session_id(row)
+
+    def get_id(self) -> str:
+        # Flask-Login's alternative token: the session (and any remember cookie) names the
+        # account's session token too, so a new token ends every earlier session.
+        return self.session_id
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    row = users.get_user(get_db(), int(user_id)) if user_id.isdigit() else None
+def load_user(session_id: str) -> User | None:
+    row = users.from_session(get_db(), session_id)
     return User(row) if row else None
 
 
@@ -39,11 +45,14 @@ class LoginForm(FlaskForm):
 
 def _safe_next(target: str | None) -> str:
     """Return a local /staff/ path to go to after login; anything else goes to the dashboard."""
-    if target:
+    target = target or ""
+    try:
         parts = urlsplit(target)
-        if (not parts.scheme and not parts.netloc and target.startswith("/staff/")
-                and "\\" not in target):
-            return target
+    except ValueError:  # "//[" and the like: not an address at all
+        parts = None
+    if (parts and not parts.scheme and not parts.netloc and target.startswith("/staff/")
+            and "\\" not in target):
+        return target
     return url_for("staff.dashboard")
 
 
@@ -55,7 +64,15 @@ def login():
     form = LoginForm()
     error = None
     if form.validate_on_submit():
-        row = users.authenticate(get_db(), form.email.data, form.password.data)
+        try:
+            row = users.authenticate(get_db(), form.email.data, form.password.data)
+        except users.AccountLocked as locked:
+            # The same words for every email, known or not: only what was typed is locked.
+            minutes = locked.minutes_left()
+            error = (f"Too many failed logins with this email. Please try again in "
+                     f"{minutes} minute{'' if minutes == 1 else 's'}.")
+            return render_template("staff/login.html", form=form, error=error), 429, \
+                {"Retry-After": str(locked.seconds_left())}
         if row:
             session.clear()  # a fresh session: nothing carried over from before login
             login_user(User(row))
@@ -71,6 +88,8 @@ def login():
 def logout():
     form = PostForm()
     if form.validate_on_submit():
+        if current_user.is_authenticated:  # on every device, not just this one
+            users.end_sessions(get_db(), current_user.id)
         logout_user()
         session.clear()
         flash("You have logged out.", "info")

@@ -11,7 +11,7 @@ from survey_mailer import campaigns as campaigns_
 from survey_mailer import csvfiles, humans, notify, responses, scores
 from survey_mailer.errors import NotFound, SurveyError
 
-from ..args import int_arg
+from ..args import MAX_ID, int_arg
 from ..background import dispatch_soon
 from ..db import get_db
 from . import PostForm, bp, policy, settings
@@ -52,7 +52,8 @@ def _args(where: responses.Filter) -> dict:
 def responses_page():
     db = get_db()
     where = _filter()
-    page = max(1, int_arg("page") or 1)
+    # Beyond the last page is an empty page, never an offset SQLite cannot hold.
+    page = min(max(1, int_arg("page") or 1), MAX_ID // PAGE_SIZE)
     rows = responses.search(db, policy(), where, limit=PAGE_SIZE + 1,
                             offset=(page - 1) * PAGE_SIZE)
     return render_template(
@@ -80,8 +81,11 @@ def restore(response_id: int):
 
 
 def _same_site(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).netloc == request.host \
-        and urlsplit(url).path.startswith("/staff/")
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:  # a Referer such as "http://[": not an address at all
+        return False
+    return parts.netloc == request.host and parts.path.startswith("/staff/")
 
 
 @bp.get("/responses.csv")
