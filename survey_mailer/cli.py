@@ -540,17 +540,21 @@ def api_key():
 
 @command(api_key, "create")
 @click.option("--name", required=True, help="Who or what uses the key (for your records).")
-def api_key_create(state: State, name: str):
+@click.option("--campaign", "campaign_id", type=click.IntRange(min=1),
+              help="Limit the key to one campaign (Delighted's project on /delighted/v1).")
+def api_key_create(state: State, name: str, campaign_id: int | None):
     """Create an API key; it is printed once, alone on the last line (only a hash is kept)."""
-    key = api_keys.create_api_key(state.db, name)
-    click.echo(f"Created API key {name!r}; send it as: Authorization: Bearer KEY", err=True)
+    key = api_keys.create_api_key(state.db, name, campaign_id)
+    scope = f" for campaign {campaign_id}" if campaign_id is not None else ""
+    click.echo(f"Created API key {name!r}{scope}; send it as: Authorization: Bearer KEY",
+               err=True)
     click.echo(key)
 
 
 @command(api_key, "list")
 @format_option
 def api_key_list(state: State, fmt: str):
-    """List API keys: id, name, first characters, created, last used, revoked."""
+    """List API keys: id, name, first characters, created, last used or revoked, campaign."""
     rows = api_keys.list_api_keys(state.db)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -558,8 +562,9 @@ def api_key_list(state: State, fmt: str):
     for row in rows:
         status = f"revoked {row['revoked_at'][:16]}" if row["revoked_at"] else (
             f"last used {row['last_used_at'][:16]}" if row["last_used_at"] else "never used")
+        scope = f"\tcampaign {row['campaign_id']}" if row["campaign_id"] is not None else ""
         click.echo(f"{row['id']}\t{row['name']}\t{row['prefix']}...\t"
-                   f"created {row['created_at'][:16]}\t{status}")
+                   f"created {row['created_at'][:16]}\t{status}{scope}")
 
 
 @command(api_key, "revoke")

@@ -100,6 +100,10 @@ SETTINGS = [
             check=lambda name: _zone(name)),
     Setting("SURVEY_WORKER_INTERVAL", "5", "seconds between the worker's rounds",
             kind=float, positive=True),
+    Setting("SURVEY_API_RATE_LIMIT", "600 per minute",
+            "requests each API key may make (Flask-Limiter notation: 600 per minute, "
+            "10 per second; several separated by ;), then 429 with Retry-After",
+            check=lambda text: _rate_limit(text)),
     Setting("SURVEY_SCANNER_USER_AGENTS", None,
             "extra files (comma-separated) of scanner user-agent substrings, one a line"),
     Setting("SURVEY_SCANNER_NETWORKS", None,
@@ -114,6 +118,17 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("not an IANA time zone name (like Europe/Stockholm or UTC)") from None
+
+
+def _rate_limit(text: str) -> None:
+    from limits import parse_many  # Flask-Limiter's own notation, so it reads it the same
+
+    try:
+        limits = parse_many(text)
+    except ValueError:
+        raise ValueError("not a rate limit (like 600 per minute or 10/second)") from None
+    if any(limit.amount < 1 for limit in limits):
+        raise ValueError("a rate limit of 0 would refuse every request")
 
 
 def _parse(setting: Setting, raw: str | None) -> Any:

@@ -466,6 +466,20 @@ def m015_worker_claims(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m016_api_idempotency(db: sqlite_utils.Database) -> None:
+    # Issue 12, the JSON API. An idempotency key sent again with a different request must
+    # be refused, not answered with the first request's result: keep a hash of the request.
+    # Expired keys (over 24 hours) are deleted by age: index it.
+    _run(
+        db,
+        """
+        ALTER TABLE idempotency_keys ADD COLUMN request_hash TEXT NOT NULL DEFAULT '';
+        CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at)
+        """
+    )
+
+
+@migrations()
 def m018_themes(db: sqlite_utils.Database) -> None:
     # Issue 14. A theme's words, one a line (folded: no accents, lower case; a trailing *
     # is a prefix). response_themes: which responses name which theme, by a rule or by

@@ -15,7 +15,8 @@ import re
 import sqlite_utils
 
 from . import campaigns, contacts
-from .addresses import text_problem, valid_email
+from . import idempotency as idempotency_
+from .addresses import email_problem, text_problem
 from .clock import ago, iso, now, shift
 from .db import write
 from .errors import Invalid, NotFound, Refused, SurveyError
@@ -31,8 +32,11 @@ def check_contact(email: object, name: object = None, company: object = None,
     if not isinstance(email, str) or not email.strip():
         raise Invalid("email", "email is required: the address to survey")
     email = email.strip()
-    if not valid_email(email):
-        raise Invalid("email", f'"{email[:254]}" is not a valid email address')
+    if len(email) > 254:
+        raise Invalid("email", "email is longer than 254 characters: not an address")
+    problem = email_problem(email)
+    if problem:
+        raise Invalid("email", problem)
     fields = {"email": email}
     for field, value, limit in (("name", name, 200), ("company", company, 200)):
         if value is not None:
@@ -66,7 +70,9 @@ def _refusal(db: sqlite_utils.Database, conn, contact: dict | None, campaign_id:
         return Refused("unsubscribed", "this person unsubscribed from surveys")
     if contact["suppressed_at"]:
         return Refused("suppressed", "mail to this address bounced or was reported as spam")
-    if conn.execute("SELECT 1 FROM deliveries WHERE campaign_id = ? AND contact_id = ?",
+    # A delivery cancelled before it went out does not count: the request schedules it again.
+    if conn.execute("SELECT 1 FROM deliveries WHERE campaign_id = ? AND contact_id = ? AND "
+                    "NOT (status = 'skipped' AND error = 'cancelled')",
                     [campaign_id, contact["id"]]).fetchone():
         return Refused("already_surveyed", "this person already has this campaign's survey")
     recent = conn.execute(
@@ -84,12 +90,15 @@ def request(db: sqlite_utils.Database, campaign_id: int, *, email: str,
             name: str | None = None, company: str | None = None,
             language: str | None = None, attributes: dict | None = None,
             delay_seconds: int = 0, event: str | None = None, resurvey_days: int = 90,
-            source: str = "api", send: bool = True) -> dict:
+            source: str = "api", send: bool = True,
+            idempotency: idempotency_.Key | None = None) -> dict:
     """Add or update the contact and schedule the campaign's survey for them.
 
     Return the delivery (`delivery_id`, `contact_id`, `campaign`, `status`, `scheduled_at`);
     with `send=False`, only the contact (`delivery_id` None). Raise Refused (nothing written)
-    when this person must not be surveyed, NotFound for an unknown campaign.
+    when this person must not be surveyed, NotFound for an unknown campaign. With
+    `idempotency`, the answer (`answer()` or `refusal_answer()`) is kept in the same
+    transaction; a key answered before raises idempotency.Replay and writes nothing.
     """
     if not isinstance(delay_seconds, int) or isinstance(delay_seconds, bool) \
             or not 0 <= delay_seconds <= MAX_DELAY:
@@ -98,45 +107,91 @@ def request(db: sqlite_utils.Database, campaign_id: int, *, email: str,
     if event is not None and (not isinstance(event, str) or len(event) > MAX_EVENT):
         raise Invalid("event", f"event must be text of at most {MAX_EVENT} characters")
     campaigns.get(db, campaign_id)
-    if contacts.is_erased(db, email):
-        raise Refused("erased", "this person asked to be forgotten; they are never added "
-                                "back")
     stamp = now()
+    result = refusal = None
     with write(db) as conn:
-        found = conn.execute("SELECT * FROM contacts WHERE email = ?", [email]).fetchone()
-        refusal = _refusal(db, conn, dict(found) if found else None, campaign_id,
-                           resurvey_days) if send else None
-        if refusal:
-            raise refusal
-        contact = contacts.upsert(conn, email=email, name=name, company=company,
-                                  language=language, attributes=attributes)
-        if not send:
-            return {"delivery_id": None, "contact_id": contact["id"], "campaign": campaign_id,
-                    "status": "saved", "scheduled_at": None, "contact": contact}
-        due = shift(stamp, delay_seconds)
-        delivery_id = conn.execute(
-            "INSERT INTO deliveries (campaign_id, contact_id, status, created_at, due_at, "
-            "event, source) VALUES (?, ?, 'pending', ?, ?, ?, ?)",
-            [campaign_id, contact["id"], stamp, due, event, source]).lastrowid
-    return {"delivery_id": delivery_id, "contact_id": contact["id"], "campaign": campaign_id,
-            "status": "scheduled", "scheduled_at": iso(due), "contact": contact}
+        if idempotency is not None:
+            replay = idempotency_.recall(conn, idempotency)
+            if replay is not None:
+                raise replay
+        if contacts.is_erased(db, email):
+            refusal = Refused("erased", "this person asked to be forgotten; they are never "
+                                        "added back")
+        elif send:
+            found = conn.execute("SELECT * FROM contacts WHERE email = ?", [email]).fetchone()
+            refusal = _refusal(db, conn, dict(found) if found else None, campaign_id,
+                               resurvey_days)
+        if refusal is not None:
+            if idempotency is not None:  # the only row written: the answer, kept
+                idempotency_.remember(conn, idempotency, 409, refusal_answer(refusal))
+        else:
+            contact = contacts.upsert(conn, email=email, name=name, company=company,
+                                      language=language, attributes=attributes)
+            result = {"delivery_id": None, "contact_id": contact["id"],
+                      "campaign": campaign_id, "status": "saved", "scheduled_at": None,
+                      "contact": contact}
+            if send:
+                due = shift(stamp, delay_seconds)
+                # A cancelled delivery of this campaign (the only kind _refusal lets
+                # through) is scheduled again: one row per contact and campaign.
+                (delivery_id,) = conn.execute(
+                    """INSERT INTO deliveries (campaign_id, contact_id, status, created_at,
+                                               due_at, event, source)
+                       VALUES (?, ?, 'pending', ?, ?, ?, ?)
+                       ON CONFLICT (campaign_id, contact_id) DO UPDATE SET
+                           status = 'pending', error = NULL, created_at = excluded.created_at,
+                           due_at = excluded.due_at, event = excluded.event,
+                           source = excluded.source
+                       WHERE deliveries.status = 'skipped' AND deliveries.error = 'cancelled'
+                       RETURNING id""",
+                    [campaign_id, contact["id"], stamp, due, event, source]).fetchone()
+                result.update(delivery_id=delivery_id, status="scheduled",
+                              scheduled_at=iso(due))
+            if idempotency is not None:
+                idempotency_.remember(conn, idempotency, 202, answer(result))
+    if refusal is not None:
+        raise refusal
+    return result
+
+
+ANSWER_FIELDS = ("delivery_id", "contact_id", "campaign", "status", "scheduled_at")
+
+
+def answer(result: dict) -> dict:
+    """Return what a program is told of a request's result (without the contact's row)."""
+    return {field: result[field] for field in ANSWER_FIELDS}
+
+
+def refusal_answer(refusal: Refused) -> dict:
+    """Return what a program is told of a refusal: the message and the reason."""
+    return {"error": str(refusal), "reason": refusal.reason}
 
 
 class AlreadySent(SurveyError):
     """The delivery has gone out (or is going out): it can no longer be cancelled."""
 
+    def __init__(self, delivery_id: int, status: str):
+        super().__init__(f"delivery {delivery_id} is {status}: too late to cancel")
+        self.delivery_id = delivery_id
+        self.status = status
 
-def cancel(db: sqlite_utils.Database, delivery_id: int) -> bool:
-    """Cancel a delivery not yet sent; return False when it was cancelled already."""
+
+def cancel(db: sqlite_utils.Database, delivery_id: int,
+           campaign_id: int | None = None) -> bool:
+    """Cancel a delivery not yet sent; return False when it was cancelled already.
+
+    With `campaign_id`, a delivery of another campaign is NotFound (a key for one
+    campaign does not learn of others).
+    """
     with write(db) as conn:
-        row = conn.execute("SELECT status, error FROM deliveries WHERE id = ?",
+        row = conn.execute("SELECT status, error, campaign_id FROM deliveries WHERE id = ?",
                            [delivery_id]).fetchone()
-        if row is None:
+        if row is None or campaign_id not in (None, row["campaign_id"]):
             raise NotFound("delivery", delivery_id)
         if row["status"] == "skipped" and row["error"] == "cancelled":
             return False
         if row["status"] != "pending":
-            raise AlreadySent(f"delivery {delivery_id} is {row['status']}: too late to cancel")
+            raise AlreadySent(delivery_id, row["status"])
         conn.execute("UPDATE deliveries SET status = 'skipped', error = 'cancelled' "
                      "WHERE id = ?", [delivery_id])
     return True

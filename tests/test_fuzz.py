@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from staff_support import EMAIL, PASSWORD, answer, deliveries, login
 
-from landing import create_app
+from landing import create_app, openapi
 from survey_mailer import api_keys, humans, users
 from survey_mailer.sns import SIGNED_FIELDS
 
@@ -197,7 +197,7 @@ ODD = [
     pytest.param(_staff("/staff/login?next=//["), None, 302, None, id="login-next-not-a-url"),
     pytest.param(_restore_from("http://["), None, 303, None, id="restore-referer-not-a-url"),
     pytest.param(_api(f"/api/v1/stats?campaign={'9' * 400}"), None, 400,
-                 '"error": "campaign \\"' + "9" * 40 + '\\" is not a campaign id"',
+                 '"error": "campaign \\"' + "9" * 60 + '...\\" is not a campaign id"',
                  id="api-400-digits"),
     pytest.param(_api(f"/api/v1/stats?campaign={'9' * 5000}"), None, 400,
                  "is not a campaign id", id="api-5000-digits"),
@@ -307,6 +307,8 @@ def _valid(w: World, name: str, endpoint: str) -> list[str]:
         return [*map(str, range(11)), "hp"]
     if name == "filename":
         return ["style.css", "human.js", "../README.md", "..%2fwsgi.py", "x/../style.css"]
+    if name == "delivery_id":  # those the API has scheduled (first), and sent ones
+        return [str(row[0]) for row in w.db.execute("SELECT id FROM deliveries ORDER BY id DESC")]
     return ["1"]
 
 
@@ -430,12 +432,13 @@ def _body(w: World, data, rule, segments: dict[str, str], csrf: str | None,
     kinds = ["none", "form", "json", "deep", "big", "bytes"]
     if aimed:
         kinds = ["sns" if rule.endpoint == "hooks.ses" else
+                 "survey" if rule.endpoint == "api.v1.create_survey" else
                  "form" if method == "POST" else "none"]
     kind = data.draw(st.sampled_from(kinds))
     encoding = "utf-8" if aimed else data.draw(st.sampled_from(["utf-8", "latin-1", "utf-16"]))
     content_type = data.draw(st.sampled_from(CONTENT_TYPES) | header_text)
     if aimed:
-        content_type = CONTENT_TYPES[0 if kind == "form" else 3]
+        content_type = CONTENT_TYPES[0 if kind == "form" else 2 if kind == "survey" else 3]
     if kind == "none":
         return None, data.draw(st.none() | st.just(content_type))
     if kind == "form":
@@ -463,6 +466,14 @@ def _body(w: World, data, rule, segments: dict[str, str], csrf: str | None,
         return b"comment=" + b"x" * size, content_type
     if kind == "sns":
         return _signed_sns(w, data), content_type
+    if kind == "survey":  # POST /api/v1/surveys: its own fields, any values
+        value = st.sampled_from(VALUES) | any_text | numbers
+        survey = data.draw(st.fixed_dictionaries(
+            {"email": st.sampled_from(["new@example.com", EMAIL]) | any_text,
+             "campaign": st.just(w.campaign) | numbers},
+            optional={"name": value, "language": st.sampled_from(["es", "xx"]) | value,
+                      "delay_seconds": numbers, "event": value, "properties": json_values}))
+        return json.dumps(survey).encode(), content_type
     return data.draw(st.binary(max_size=300)), content_type
 
 
@@ -513,7 +524,9 @@ def fuzz_once(w: World, rule, data) -> None:
     methods = st.sampled_from(sorted(rule.methods - {"OPTIONS"}))
     method = data.draw(methods if aimed else methods | st.sampled_from(OTHER_METHODS))
     values = numbers | st.sampled_from([*VALUES, *URLS, str(w.campaign)])
-    query = data.draw(st.fixed_dictionaries({}, optional=dict.fromkeys(ARGS, values))
+    api = rule.endpoint.startswith("api.v1.")
+    names = openapi.query_parameters(rule.rule, method) if aimed and api else ARGS
+    query = data.draw(st.fixed_dictionaries({}, optional=dict.fromkeys(names, values))
                       if aimed else st.dictionaries(st.sampled_from(ARGS) | any_text,
                                                     values | any_text, max_size=6))
     staff_page = rule.rule.startswith("/staff/") and rule.endpoint != "staff.login"
@@ -527,6 +540,8 @@ def fuzz_once(w: World, rule, data) -> None:
     headers = _headers(w, data)
     if content_type is not None:
         headers["Content-Type"] = content_type
+    if aimed and api:
+        headers["Authorization"] = f"Bearer {w.api_key}"
     check(w, rule.endpoint, client, method, path, data=body, headers=headers,
           query_string=urlencode(query, errors="surrogatepass"))
 
