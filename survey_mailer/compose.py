@@ -61,12 +61,15 @@ def strings(language: str) -> dict[str, str]:
     return json.loads((TEMPLATES / "strings" / f"{language}.json").read_text("utf-8"))
 
 
-def _context(campaign: dict, language: str, base_url: str) -> dict:
+def _context(campaign: dict, language: str, links: Links) -> dict:
     s = strings(language)
     return {
         "s": s,
         "lang": language,
-        "base": base_url,
+        # Every link from the one builder, with the recipient's tokens as placeholders.
+        "score_url": lambda score: links.score_url(TOKEN, score),
+        "honeypot_url": links.honeypot_url(TOKEN),
+        "unsubscribe_url": links.unsubscribe_url(UNSUBSCRIBE),
         "brand": campaign["brand"],
         "subject": campaign["subject"],
         "question": s["question"].format(brand=campaign["brand"]),
@@ -76,16 +79,16 @@ def _context(campaign: dict, language: str, base_url: str) -> dict:
     }
 
 
-def render_html(campaign: dict, language: str, base_url: str) -> str:
+def render_html(campaign: dict, language: str, links: Links) -> str:
     """Compile the campaign's MJML for one language (placeholders left in)."""
-    mjml = _jinja.get_template("survey.mjml").render(_context(campaign, language, base_url))
+    mjml = _jinja.get_template("survey.mjml").render(_context(campaign, language, links))
     result = mjml2html(mjml)
     return BLOCK_TAG_RE.sub(">\n", result)
 
 
-def render_text(campaign: dict, language: str, base_url: str) -> str:
+def render_text(campaign: dict, language: str, links: Links) -> str:
     """Render the plain-text part for one language (placeholders left in)."""
-    return _jinja_text.get_template("survey.txt").render(_context(campaign, language, base_url))
+    return _jinja_text.get_template("survey.txt").render(_context(campaign, language, links))
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,8 @@ class Skeleton:
         self._strings = strings(language)
         self._sender = parse_mailbox(campaign["sender"])
         self._domain = self._sender.domain
-        self.html = render_html(campaign, language, links.base_url)
-        text = render_text(campaign, language, links.base_url).replace("\r\n", "\n")
+        self.html = render_html(campaign, language, links)
+        text = render_text(campaign, language, links).replace("\r\n", "\n")
         self._text_parts = _split(text.replace("\n", "\r\n").encode("utf-8"))
         self._parts = _split(self._message_bytes())
         self._date = (0, "")

@@ -77,6 +77,33 @@ def test_eleven_coloured_links_question_and_footer(composer, language):
     assert f'<html lang="{language}"' in html
 
 
+class ElsewhereLinks(Links):
+    """Links built another way: the email must follow the one builder, not its own idea."""
+
+    def score_url(self, token, score):
+        return f"https://votes.example/{score}?t={token}"
+
+    def honeypot_url(self, token):
+        return f"https://votes.example/trap?t={token}"
+
+    def unsubscribe_url(self, token):
+        return f"https://votes.example/leave?t={token}"
+
+
+def test_every_link_comes_from_the_one_builder():
+    links = ElsewhereLinks(["k"], "https://s.example")
+    msg = parse(Composer(CAMPAIGN, links).compose(3, "x@example.com", "", "en"))
+    score, leave = links.token("score", 3), links.token("unsubscribe", 3)
+    html = html_lib.unescape(msg.get_body(("html",)).get_content())
+    text = msg.get_body(("plain",)).get_content()
+    wanted = {*(links.score_url(score, n) for n in range(11)), links.honeypot_url(score),
+              links.unsubscribe_url(leave)}
+    assert set(re.findall(r'href="([^"]+)"', html)) == wanted
+    assert set(re.findall(r"https://\S+", text)) == wanted - {links.honeypot_url(score)}
+    assert msg["List-Unsubscribe"] == f"<{links.unsubscribe_url(leave)}>"
+    assert "//s.example" not in html + text
+
+
 def test_brand_is_escaped_in_html(composer):
     html = parse(composer.compose(3, "x@example.com", "<b>Eve</b>", "en")).get_body(
         ("html",)).get_content()
