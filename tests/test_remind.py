@@ -6,10 +6,20 @@ import email
 import email.policy
 from pathlib import Path
 
+import pytest
 from conftest import outbox, score_links
+from itsdangerous import timed
 
 from survey_mailer import clock
 from survey_mailer import db as db_
+
+
+@pytest.fixture(autouse=True)
+def signing_second(monkeypatch):
+    # A token carries the second it was signed in: hold that second, so the survey and its
+    # reminder carry the same links even when a second boundary falls between them.
+    second = int(timed.time.time())
+    monkeypatch.setattr(timed.time, "time", lambda: second)
 
 
 def backdate(db, days: int) -> None:
