@@ -58,7 +58,8 @@ SETTINGS = [
     Setting("SURVEY_SUPPORT_EMAIL", None, "where detractor alerts go (unset: no email alert)"),
     Setting("SURVEY_WEBHOOK_URLS", None,
             "URLs (comma-separated) that get a JSON POST, Slack-compatible, for each counted "
-            "response and each follow-up case update (unset: no webhooks)"),
+            "response (response.counted), each later change to it (response.updated) and "
+            "each follow-up case update (case.updated) (unset: no webhooks)"),
     Setting("SURVEY_WEBHOOK_SECRET", None,
             "key of the X-Survey-Signature header (sha256=HMAC-SHA256 of the body) on webhooks"),
     Setting("SURVEY_RESURVEY_DAYS", "90",
