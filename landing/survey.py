@@ -20,6 +20,7 @@ from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringF
 from wtforms.validators import InputRequired, Length, StopValidation, ValidationError
 
 from survey_mailer import contacts, humans, responses, scores
+from survey_mailer import db as db_
 from survey_mailer.errors import NotFound
 from survey_mailer.scores import segment
 
@@ -96,7 +97,7 @@ def _ip_hash() -> str:
 
 @bp.get("/healthz")
 def healthz():
-    get_db().execute("SELECT 1").fetchone()
+    db_.ping(get_db())
     return {"status": "ok"}
 
 

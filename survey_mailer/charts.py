@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+from .scores import segment
+
 RED, YELLOW, GREEN = "#c62828", "#f9a825", "#2e7d32"
 INK, MUTED, GRID = "currentColor", "#59636e", "#d0d7de"
 WIDTH, SMALL, LABEL = 360, 14, 15  # viewBox width; font sizes of numbers and of axis labels
@@ -24,7 +26,7 @@ def _text_width(text: str, size: float) -> float:
 
 
 def score_colour(score: int) -> str:
-    return RED if score <= 6 else YELLOW if score <= 8 else GREEN
+    return {"detractor": RED, "passive": YELLOW, "promoter": GREEN}[segment(score)]
 
 
 def _svg(width: int, height: int, title: str, body: list[str], css_class: str) -> str:

@@ -15,7 +15,6 @@ import base64
 import html
 import json
 import re
-import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -27,6 +26,7 @@ import jinja2
 from mjml import mjml2html
 
 from .addresses import clean_text, format_address, parse_mailbox
+from .clock import utcnow
 from .contacts import LANGUAGES
 from .links import Links
 
@@ -143,7 +143,7 @@ class Skeleton:
 
     def _now(self) -> str:
         # formatdate costs a few microseconds; one Date string per second is exact enough.
-        second = int(time.time())
+        second = int(utcnow().timestamp())
         if self._date[0] != second:
             self._date = (second, formatdate(second, usegmt=True))
         return self._date[1]

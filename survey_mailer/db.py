@@ -72,6 +72,11 @@ def reconnect(db: sqlite_utils.Database) -> sqlite_utils.Database:
     return connect(db.path, burst_seconds=db.burst_seconds)
 
 
+def ping(db: sqlite_utils.Database) -> None:
+    """Raise unless the database answers a query (the health check)."""
+    db.execute("SELECT 1").fetchone()
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations; return the names applied.
 

@@ -18,10 +18,10 @@ import json
 import os
 import random
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from . import campaigns, config, contacts, db, humans, responses, users
+from . import campaigns, clock, config, contacts, db, humans, responses, users
 from .backends.outbox import OutboxBackend
 from .clock import stamp
 from .scores import segment
@@ -114,7 +114,7 @@ def quarter_dates(today: date, count: int = 4) -> list[tuple[str, datetime]]:
 
     The current quarter's campaign is sent now; earlier ones in the middle of their quarter.
     """
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = clock.utcnow().replace(tzinfo=None)
     year, quarter = today.year, (today.month - 1) // 3
     result = []
     for back in range(count - 1, -1, -1):
@@ -140,7 +140,7 @@ def build(settings: config.Config, out=print) -> dict:
     # Resurvey spacing does not apply inside the demo: every quarter reaches everyone.
     everyone = config.Config({**settings, "SURVEY_RESURVEY_DAYS": 0})
     rng = random.Random(7)
-    quarters = quarter_dates(date.today())
+    quarters = quarter_dates(clock.utcnow().date())
     current_id = None
     for index, (label, sent_at) in enumerate(quarters):
         name = campaign_name(label)

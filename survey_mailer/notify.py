@@ -42,7 +42,7 @@ import sqlite_utils
 from . import leases
 from .addresses import address, clean_text, parse_mailbox, valid_email
 from .backends import Envelope, get_backend
-from .clock import ago, iso, now
+from .clock import ago, iso, now, utcnow
 from .config import Config
 from .db import write
 from .errors import DeliveryError, FateUnknown, SendingStopped, SurveyError
@@ -523,7 +523,7 @@ def post_webhook(url: str, body: bytes, event_key: str, secret: str | None,
     """POST a JSON body; raise NotifyError unless the receiver answers 2xx."""
     headers = {"Content-Type": "application/json", "User-Agent": "survey-mailer",
                "X-Survey-Event": hashlib.sha256(event_key.encode()).hexdigest()[:32],
-               "X-Survey-Timestamp": str(int(time.time()))}
+               "X-Survey-Timestamp": str(int(utcnow().timestamp()))}
     if secret:
         headers["X-Survey-Signature"] = signature(secret, body)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -551,7 +551,7 @@ def alert_message(config: Config, payload: dict) -> EmailMessage:
     msg["To"] = config["SURVEY_SUPPORT_EMAIL"]
     if valid_email(row["email"]):  # else no Reply-To: support still sees it in the body
         msg["Reply-To"] = address(row["name"], row["email"])
-    msg["Date"] = formatdate(usegmt=True)
+    msg["Date"] = formatdate(utcnow().timestamp(), usegmt=True)
     # Made when queued, so a resend carries the same id and an update can name its alert.
     msg["Message-ID"] = payload.get("message_id") or make_msgid(domain=sender.domain)
     if payload.get("in_reply_to"):
