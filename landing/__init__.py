@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from survey_mailer import clock, nps
 from survey_mailer import config as config_
@@ -34,6 +35,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["survey"] = survey
     app.extensions["links"] = links_.from_config(survey)
     app.url_map.converters["id"] = IdConverter
+    if hops := survey["SURVEY_PROXY_HOPS"]:
+        # Only as many forwarded entries as there are proxies: a client can add its own.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     app.jinja_env.filters["iso"] = clock.iso  # one way to show a time, everywhere
     app.jinja_env.filters["nps"] = nps.formatted  # one way to show an NPS, everywhere
 

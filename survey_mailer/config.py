@@ -40,6 +40,11 @@ SETTINGS = [
     Setting("SURVEY_ENV", "production", "production or development",
             ("production", "development")),
     Setting("SURVEY_BASE_URL", "http://127.0.0.1:5000", "public URL that links in emails point to"),
+    Setting("SURVEY_PROXY_HOPS", "0",
+            "how many reverse proxies stand in front of gunicorn: their X-Forwarded-For and "
+            "X-Forwarded-Proto are trusted (werkzeug's ProxyFix), so scanner networks, IP "
+            "hashes and rate limits see the real client; 0 ignores forwarded headers",
+            kind=int),
     Setting("SURVEY_MAIL_BACKEND", "outbox", "outbox, smtp or ses", ("outbox", "smtp", "ses")),
     Setting("SURVEY_OUTBOX_DIR", "instance/outbox",
             "where the outbox backend writes one .eml file per message"),

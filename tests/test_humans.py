@@ -13,7 +13,7 @@ from landing import create_app
 from survey_mailer import clock as clock_
 from survey_mailer import config as config_
 from survey_mailer import db as db_
-from survey_mailer import humans
+from survey_mailer import humans, responses
 from survey_mailer.errors import ConfigError, NotFound
 from survey_mailer.migrations import migrations
 
@@ -532,3 +532,34 @@ def test_a_link_to_a_deleted_survey_records_nothing(client, db, bob, links, meth
         assert "This survey no longer exists." in reply.get_data(as_text=True)
     assert client.get(f"/r/{token}/hp").status_code == 204
     assert clicks(db) == []
+
+
+@pytest.mark.parametrize("hops, forwarded, client_ip, reason", [
+    (0, "40.92.13.7", "127.0.0.1", None),  # no proxy declared: forwarded headers ignored
+    (1, "40.92.13.7", "40.92.13.7", "network"),  # behind nginx: the real client, a scanner
+    # A client's own X-Forwarded-For comes first; one proxy trusts only the entry it added.
+    (1, "40.92.13.7, 198.51.100.7", "198.51.100.7", None),
+    (2, "40.92.13.7, 10.0.0.2", "40.92.13.7", "network"),  # load balancer, then nginx
+])
+def test_behind_proxies_the_real_client_is_seen(db, bob, monkeypatch, hops, forwarded,
+                                                client_ip, reason):
+    monkeypatch.setenv("SURVEY_PROXY_HOPS", str(hops))
+    app = create_app({"TESTING": True, "RATELIMIT_ENABLED": False})
+    click(app.test_client(), bob[6], ip="127.0.0.1",
+          headers={"X-Forwarded-For": forwarded, "X-Forwarded-Proto": "https"})
+    [logged] = clicks(db)
+    assert logged["reason"] == reason
+    assert logged["ip_hash"] == responses.ip_hash(client_ip, app.config["SECRET_KEY"])
+
+
+def test_behind_a_proxy_rate_limits_count_each_client(settings, db, bob, monkeypatch):
+    monkeypatch.setenv("SURVEY_PROXY_HOPS", "1")
+    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": True}).test_client()
+    beacon = landing_beacon(client, bob[5])
+
+    def post(ip):
+        return client.post(beacon, environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                           headers={"X-Forwarded-For": ip}).status_code
+
+    assert [post("198.51.100.7") for _ in range(61)][-2:] == [204, 429]  # one client's limit,
+    assert post("203.0.113.9") == 204  # not another's behind the same proxy
