@@ -101,6 +101,20 @@ def init(state: State):
         click.echo(f"Database {path} is up to date")
 
 
+@command(cli, "backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def backup(state: State, file: Path, force: bool):
+    """Copy the live database to FILE, consistent while the app and the worker write."""
+    if file.exists() and not force:
+        raise click.ClickException(f"{file} exists; choose another name or add --force")
+    if file.resolve() == Path(state.config["SURVEY_DATABASE"]).resolve():
+        raise click.ClickException(f"{file} is the database itself")
+    pages = db_.backup(state.db, file)
+    click.echo(f"Backed up {state.config['SURVEY_DATABASE']} to {file} ({pages} pages, "
+               f"{file.stat().st_size:,} bytes)")
+
+
 # contacts -------------------------------------------------------------------------------
 
 

@@ -72,6 +72,29 @@ def reconnect(db: sqlite_utils.Database) -> sqlite_utils.Database:
     return connect(db.path, burst_seconds=db.burst_seconds)
 
 
+def backup(db: sqlite_utils.Database, target: str | Path) -> int:
+    """Copy the live database to `target` with SQLite's online backup; return its pages.
+
+    One step, in one read transaction: in WAL mode a reader holds a snapshot and writers go
+    on beside it, so the copy is the database as of one moment and nobody waits. (Copying
+    in small steps would restart whenever another process commits: under steady writes it
+    might never end.) It is written beside the target and renamed into place, so a crash
+    never leaves a half copy there.
+    """
+    target = Path(target)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    copy = sqlite3.connect(str(partial))
+    try:
+        db.conn.backup(copy)
+        pages = copy.execute("PRAGMA page_count").fetchone()[0]
+        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside
+    finally:
+        copy.close()
+    os.replace(partial, target)
+    return pages
+
+
 def ping(db: sqlite_utils.Database) -> None:
     """Raise unless the database answers a query (the health check)."""
     db.execute("SELECT 1").fetchone()
