@@ -68,8 +68,8 @@ def build(path: Path, responses: int = RESPONSES) -> None:
         flags = rng.choices([0, 1], [97, 3], k=responses)
         conn.executemany(
             "INSERT INTO responses (id, delivery_id, campaign_id, contact_id, score, comment,"
-            " confirmed, automated, created_at, responded_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " confirmed, automated, seen, created_at, responded_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
             ((d, d, 1 + (d - 1) // per_campaign, 1 + (d - 1) % CONTACTS, scores[d - 1],
               "" if d % 5 else "Some words about the product", int(d % 2 == 0), flags[d - 1],
               quarter_stamp(1 + (d - 1) // per_campaign),

@@ -21,6 +21,7 @@ from wtforms.validators import InputRequired, Length, StopValidation, Validation
 
 from survey_mailer import contacts, humans, responses, scores
 from survey_mailer import db as db_
+from survey_mailer.compose import strings as email_strings
 from survey_mailer.errors import NotFound
 from survey_mailer.scores import segment
 
@@ -139,6 +140,27 @@ def score_link(token: str, score: str):
     return response
 
 
+@bp.get("/v/<token>")
+def view(token: str):
+    """The web version of the email, its first link: eleven score links, no vote recorded.
+
+    Link previews and unfurls fetch a message's first URL; here that fetch records no
+    score, only a click of kind "view" in the delivery's machine traffic.
+    """
+    found = _delivery("score", token)
+    if request.method == "GET" and not _is_prefetch():
+        humans.log_click(get_db(), found["id"], None, method=request.method, kind="view",
+                         user_agent=request.user_agent.string, ip_hash=_ip_hash(),
+                         reason="first-link")
+    s = email_strings(found["language"])
+    links = current_app.extensions["links"]
+    return render_template("survey/view.html", delivery=found,
+                           question=s["question"].format(brand=found["brand"]),
+                           intro=s["intro"], score_urls=[
+                               links.score_url(token, n).removeprefix(links.base_url)
+                               for n in scores.SCORES])
+
+
 @limiter.request_filter
 def _clicks_unlimited() -> bool:
     # The score route has no rate limit (a whole office may click from one address), so
@@ -163,6 +185,20 @@ def beacon(token: str):
     delivery_id = current_app.extensions["links"].delivery_id("beacon", token)
     event = request.form.get("event", "")[:20]
     humans.confirm(get_db(), delivery_id, by=f"beacon:{event}" if event else "beacon")
+    return "", 204
+
+
+@bp.post("/s/<token>")
+@csrf.exempt  # like the beacon: the signed token is the proof, the limit caps abuse
+@limiter.limit(BEACON_LIMIT)
+def seen(token: str):
+    """The landing page of a score was shown in a visible, focused tab no automation drives."""
+    delivery_id = current_app.extensions["links"].delivery_id("seen", token)
+    score = scores.parse(request.form.get("score", ""))
+    # The page's own request is checked against the scanner lists like a click is.
+    if score is not None and humans.scanners_for(_settings()).reason(
+            request.user_agent.string, request.remote_addr) is None:
+        humans.page_seen(get_db(), delivery_id, score)
     return "", 204
 
 
@@ -206,11 +242,14 @@ def _answer_page(token: str, page: str):
             return render_template("survey/thanks.html", delivery=found, score=score,
                                    segment=segment(score), token=token,
                                    asked_testimonial=promoter_page)
-    beacon_token = current_app.extensions["links"].token("beacon", found["id"])
+    links = current_app.extensions["links"]
     return render_template("survey/answer.html", form=form, delivery=found, token=token,
                            segment=SEGMENTS[page], pages=PAGES, segment_of=segment,
                            settings=_settings(),
-                           beacon_url=url_for("survey.beacon", token=beacon_token)
+                           beacon_url=url_for("survey.beacon",
+                                              token=links.token("beacon", found["id"])),
+                           seen_url=url_for("survey.seen",
+                                            token=links.token("seen", found["id"]))
                            ), 200 if not form.errors else 400
 
 

@@ -26,7 +26,7 @@ import sqlite_utils
 from . import nps
 from .clock import stamp, utcnow
 from .humans import reads_responses
-from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql, segment_of_mean
+from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql, filtered_sql, segment_of_mean
 
 METHODS = ("responses", "account", "decision-maker")
 DECISION_MAKER = "decision-maker"
@@ -99,7 +99,7 @@ def _collect(db: sqlite_utils.Database, window: Window, policy: str,
     where, params = window.sql("r.responded_at", "r")
     for contact_id, count in db.execute(
             f"SELECT r.contact_id, count(*) FROM responses r WHERE {where}"
-            f" AND r.automated = 1 AND r.confirmed = 0 GROUP BY r.contact_id", params):
+            f" AND {filtered_sql()} GROUP BY r.contact_id", params):
         if contact_id in companies:
             accounts[companies[contact_id]].filtered += count
     where, params = window.sql("d.sent_at", "d")

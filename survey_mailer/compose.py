@@ -68,6 +68,7 @@ def _context(campaign: dict, language: str, links: Links) -> dict:
         "lang": language,
         # Every link from the one builder, with the recipient's tokens as placeholders.
         "score_url": lambda score: links.score_url(TOKEN, score),
+        "view_url": links.view_url(TOKEN),
         "honeypot_url": links.honeypot_url(TOKEN),
         "unsubscribe_url": links.unsubscribe_url(UNSUBSCRIBE),
         "brand": campaign["brand"],

@@ -196,7 +196,8 @@ def _answer(database, campaign_id: int, weights: list[int], sent_at: datetime,
     for delivery_id in answering:
         found = responses.delivery(database, delivery_id)
         score = rng.choices(range(11), weights=weights)[0]
-        humans.record_click(database, found, score, method="GET", user_agent=BROWSER)
+        humans.record_click(database, found, score, method="GET", user_agent=BROWSER,
+                            seen=True)
         group = segment(score)
         if rng.random() < 0.6:  # most people also send the landing page's form
             promoter = group == "promoter"

@@ -13,7 +13,12 @@ a click is *automated* when
 A response is *confirmed* by a human signal: a real pointer, touch or key event on the
 landing page (the beacon), a form submission, or staff restoring it by hand. Confirmation
 overrides every heuristic, and clicks never change a confirmed response (the person can still
-change their score with the page's form). Otherwise the latest unflagged click's score wins.
+change their score with the page's form). Otherwise the latest unflagged click's score wins,
+and under `balanced` it counts once the landing page of that score was *seen*: shown in a
+visible, focused browser tab that no automation drives (the page's "seen" beacon). A fetch
+that never displays the page, and a sandbox that renders it unattended, are no vote. A page
+seen after a scanner's burst takes the person's click back out of it; machine traffic that
+comes after a page was seen (a honeypot hit, more scores) marks that click again.
 
 The score route only appends to the click log (`log_click`): one INSERT, so clicks stay
 cheap under load (SPEC 9). Responses are folded from the log in click order (`fold`) by
@@ -115,7 +120,7 @@ def _read_list(path: Path, parse=None) -> list[str]:
         raise ConfigError(f'scanner list "{path}" cannot be read: {e.strerror}') from e
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+        line = line.split(" # ", 1)[0].strip()  # each entry may end with its source
         if not line or line.startswith("#"):
             continue
         if parse is not None:
@@ -181,12 +186,18 @@ def log_click(db: sqlite_utils.Database, delivery_id: int, score: int | None, *,
             raise NotFound("delivery", delivery_id) from e
 
 
-def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None,
-                 **click) -> None:
-    """Log a click and fold it into its response at once (for scripts and the demo)."""
+def record_click(db: sqlite_utils.Database, delivery: dict | int, score: int | None, *,
+                 seen: bool = False, **click) -> None:
+    """Log a click and fold it into its response at once (for scripts and the demo).
+
+    `seen`: the landing page then showed the score in a person's browser tab.
+    """
     delivery_id = delivery if isinstance(delivery, int) else delivery["id"]
     log_click(db, delivery_id, score, **click)
-    fold(db)
+    if seen and score is not None:
+        page_seen(db, delivery_id, score)
+    else:
+        fold(db)
 
 
 # Folding clicks into responses ------------------------------------------------------------
@@ -260,6 +271,8 @@ def _fold_click(conn: sqlite3.Connection, click_id: int, delivery_id: int, score
             SELECT id, campaign_id, contact_id, ?, ?, ?, ? FROM deliveries WHERE id = ?
             ON CONFLICT (delivery_id) DO UPDATE SET
                 score = excluded.score, automated = 0,
+                -- A new score counts once its own page is seen.
+                seen = responses.seen AND responses.score = excluded.score,
                 responded_at = excluded.responded_at, last_click_at = excluded.last_click_at
             WHERE responses.confirmed = 0
             """,
@@ -301,14 +314,49 @@ def _mark_window(conn, click_id: int, delivery_id: int, score: int | None, reaso
     # The latest human score wins: the burst's first click looked human and replaced an
     # earlier person's score; put that one back.
     human = conn.execute(
-        "SELECT score, clicked_at FROM clicks WHERE delivery_id = ? AND kind = 'score'"
+        "SELECT score, clicked_at, seen FROM clicks WHERE delivery_id = ? AND kind = 'score'"
         " AND automated = 0 AND id <= ? ORDER BY clicked_at DESC LIMIT 1",
         [delivery_id, click_id]).fetchone()
     if human is not None:
         conn.execute(
             "UPDATE responses SET score = ?, automated = 0, last_click_at = ?,"
-            " responded_at = ? WHERE delivery_id = ? AND confirmed = 0 AND automated = 1",
-            [human[0], human[1], human[1], delivery_id])
+            " responded_at = ?, seen = ? WHERE delivery_id = ? AND confirmed = 0"
+            " AND automated = 1", [human[0], human[1], human[1], human[2], delivery_id])
+
+
+# Page seen --------------------------------------------------------------------------------
+
+
+def page_seen(db: sqlite_utils.Database, delivery_id: int, score: int) -> bool:
+    """Mark the latest click of `score` as seen by a person; return whether there is one.
+
+    The landing page of that score was shown in a visible, focused tab that no automation
+    drives: the click was a person's, even inside a scanner's burst, and its response counts
+    under `balanced` (a confirmed response keeps its score and is only marked seen).
+    """
+    fold(db)
+    with db_.write(db) as conn:
+        click = conn.execute(
+            "SELECT id, clicked_at FROM clicks WHERE delivery_id = ? AND kind = 'score'"
+            " AND score = ? ORDER BY id DESC LIMIT 1", [delivery_id, score]).fetchone()
+        if click is None:
+            return False
+        conn.execute("UPDATE clicks SET seen = 1, automated = 0 WHERE id = ?", [click[0]])
+        if conn.execute(  # a page seen late: the person has clicked another score since
+                "SELECT 1 FROM clicks WHERE delivery_id = ? AND kind = 'score' AND id > ?"
+                " AND automated = 0", [delivery_id, click[0]]).fetchone():
+            return True
+        conn.execute(
+            """
+            UPDATE responses SET seen = 1,
+                score = CASE WHEN confirmed THEN score ELSE ? END,
+                automated = CASE WHEN confirmed THEN automated ELSE 0 END,
+                last_click_at = CASE WHEN confirmed THEN last_click_at ELSE ? END,
+                responded_at = CASE WHEN confirmed THEN responded_at ELSE ? END
+            WHERE delivery_id = ? AND NOT (seen = 1 AND score = ? AND automated = 0)
+            """,
+            [score, click[1], click[1], delivery_id, score])
+    return True
 
 
 # Confirmation -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from .errors import BadLink, LinkExpired
 
-PURPOSES = ("score", "unsubscribe", "beacon")
+PURPOSES = ("score", "unsubscribe", "beacon", "seen")
 
 
 class Links:
@@ -45,6 +45,10 @@ class Links:
 
     def score_url(self, token: str, score: int | str) -> str:
         return f"{self.base_url}/r/{token}/{score}"
+
+    def view_url(self, token: str) -> str:
+        """The web version of the email: the message's first link, never a score (SPEC 7)."""
+        return f"{self.base_url}/v/{token}"
 
     def honeypot_url(self, token: str) -> str:
         return f"{self.base_url}/r/{token}/hp"

@@ -512,3 +512,36 @@ def m018_themes(db: sqlite_utils.Database) -> None:
         INSERT INTO theme_rules (id, version, tagged, tagged_version) VALUES (1, 0, 0, 0)
         """
     )
+
+
+@migrations()
+def m019_page_seen(db: sqlite_utils.Database) -> None:
+    # Issue 11. Under `balanced` an unconfirmed click counts only once its landing page was
+    # shown in a visible browser tab (the signed "page seen" beacon): responses.seen. The
+    # click the person saw is marked too (clicks.seen), so a scanner burst around it never
+    # takes it back. Responses recorded before this change were counted without the signal:
+    # they stay counted, so no report of the past changes. The report indexes (m009) gain
+    # the column, so counting stays an index-only scan. Nothing a reader of the API sees
+    # changes either: negating the version twice keeps the version trigger (m014, fired
+    # when an update leaves the version alone) from marking every response as new.
+    _run(
+        db,
+        """
+        ALTER TABLE responses ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE clicks ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;
+        UPDATE responses SET seen = 1, version = -version WHERE automated = 0;
+        UPDATE responses SET version = -version WHERE version < 0;
+        DROP INDEX responses_counts;
+        DROP INDEX responses_contact_counts;
+        DROP INDEX responses_time_counts;
+        DROP INDEX responses_filtered;
+        CREATE INDEX responses_counts
+            ON responses(campaign_id, score, confirmed, automated, seen, contact_id);
+        CREATE INDEX responses_contact_counts
+            ON responses(contact_id, score, confirmed, automated, seen);
+        CREATE INDEX responses_time_counts
+            ON responses(created_at, score, confirmed, automated, seen, campaign_id);
+        CREATE INDEX responses_filtered ON responses(created_at, campaign_id, contact_id)
+            WHERE (confirmed = 0 AND (automated = 1 OR seen = 0))
+        """
+    )

@@ -10,7 +10,7 @@ import sqlite_utils
 from .contacts import has_attribute
 from .errors import SurveyError
 from .humans import reads_responses
-from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql, segment
+from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql, filtered_sql, segment
 
 FIELDS = ("nps", "margin_of_error", "responses", "promoters", "passives", "detractors",
           "sent", "response_rate", "filtered_automated")
@@ -188,7 +188,7 @@ def report(db: sqlite_utils.Database, *, campaign_id: int | None = None, by: str
         counts = _grouped(db, counted_sql_, params, by, "r.created_at")
     filtered = _grouped(db, f"""
         SELECT {key_r} AS key, count(*) FROM {source_f}
-        WHERE {where_r} AND r.automated = 1 AND r.confirmed = 0 GROUP BY key""",
+        WHERE {where_r} AND {filtered_sql()} GROUP BY key""",
                         params, by, "r.created_at")
     sent = _grouped(db, sent_sql, params, by, "d.sent_at") if include_sent else {}
     groups = {}

@@ -17,7 +17,7 @@ from .clock import iso, now
 from .db import write
 from .errors import SurveyError
 from .humans import reads_responses
-from .scores import SEGMENTS, counted_sql, in_segment_sql, segment
+from .scores import SEGMENTS, counted_sql, filtered_sql, in_segment_sql, segment
 
 DELIVERY_SQL = """
     SELECT d.id, d.campaign_id, d.contact_id, c.email, c.name, c.language, c.company,
@@ -37,7 +37,7 @@ DELIVERY_SQL = """
 
 EXPORT_COLUMNS = ("email", "name", "company", "language", "campaign", "score", "segment",
                   "comment", "testimonial_consent", "responded_at", "counted", "automated",
-                  "confirmed", "campaign_id")
+                  "seen", "confirmed", "campaign_id")
 
 
 def ip_hash(ip: str | None, key: str) -> str:
@@ -136,7 +136,7 @@ class Filter:
             where.append("r.responded_at < ?")
             params.append((_date(self.until) + timedelta(days=1)).isoformat())
         if self.filtered:
-            where.append("r.automated = 1 AND r.confirmed = 0")
+            where.append(filtered_sql())
         return " AND ".join(where), params
 
 
@@ -148,7 +148,7 @@ def _date(value: str) -> date:
 
 
 RESPONSE_COLUMNS = """
-    r.id, r.score, r.comment, r.confirmed, r.automated, r.testimonial_consent,
+    r.id, r.score, r.comment, r.confirmed, r.automated, r.seen, r.testimonial_consent,
     r.responded_at, r.campaign_id, cp.name AS campaign, c.email, c.name, c.company,
     c.language
 """
@@ -172,9 +172,9 @@ def search(db: sqlite_utils.Database, policy: str, where: Filter = Filter(), *,
 
 @reads_responses
 def count_filtered(db: sqlite_utils.Database) -> int:
-    """Return how many responses the click heuristics classified as automated."""
-    return db.execute("SELECT count(*) FROM responses WHERE automated = 1 "
-                      "AND confirmed = 0").fetchone()[0]
+    """Return how many responses are filtered as machine traffic (scores.filtered_sql)."""
+    return db.execute(f"SELECT count(*) FROM responses r WHERE {filtered_sql()}"
+                      ).fetchone()[0]
 
 
 @reads_responses

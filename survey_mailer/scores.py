@@ -53,8 +53,20 @@ def counted_sql(policy: str, alias: str = "r") -> str:
     """Return the SQL condition under which a response counts in the NPS.
 
     `strict` counts only responses a person confirmed; `balanced` also counts those that
-    nothing flagged as automated (SPEC 7).
+    nothing flagged as automated and whose landing page was shown in a visible browser tab
+    (SPEC 7): a bare fetch of a score link is no vote.
     """
     if policy == "strict":
         return f"{alias}.confirmed = 1"
-    return f"({alias}.confirmed = 1 OR {alias}.automated = 0)"
+    return f"({alias}.confirmed = 1 OR ({alias}.automated = 0 AND {alias}.seen = 1))"
+
+
+def filtered_sql(alias: str = "r") -> str:
+    """Return the SQL condition of a filtered response: machine traffic, under any policy.
+
+    Unconfirmed, and flagged as automated or never shown in a browser tab (a bare fetch).
+    Under `balanced` that is exactly what does not count; `strict` also leaves out seen,
+    unconfirmed clicks, which wait for a person's touch rather than being filtered. The
+    same text as the partial index responses_filtered (m019), so reports use it.
+    """
+    return f"({alias}.confirmed = 0 AND ({alias}.automated = 1 OR {alias}.seen = 0))"

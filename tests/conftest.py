@@ -123,6 +123,32 @@ def score_links(msg) -> list[str]:
     return re.findall(rf"{re.escape(BASE_URL)}(/r/[^/\s]+/\d+)", text)
 
 
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+              "Gecko) Chrome/131.0.0.0 Safari/537.36")
+
+
+def person_click(client, path: str, *, ua: str = BROWSER_UA, ip: str = "198.51.100.7"):
+    """A person's click on a score link: the browser follows it to the landing page and
+    shows it in a visible tab (`show`). Return the landing page."""
+    reply = client.get(path, headers={"User-Agent": ua}, environ_base={"REMOTE_ADDR": ip})
+    assert reply.status_code == 303
+    return show(client, reply.headers["Location"], ua=ua, ip=ip)
+
+
+def show(client, landing: str, *, ua: str = BROWSER_UA, ip: str = "198.51.100.7"):
+    """Open a landing page in a visible, focused tab: its "page seen" beacon goes, as
+    human.js sends it. Return the page."""
+    environ = {"REMOTE_ADDR": ip}
+    page = client.get(landing, headers={"User-Agent": ua}, environ_base=environ)
+    assert page.status_code == 200
+    seen, score = re.search(r'data-seen="([^"]+)" data-score="(\d+)"',
+                            page.get_data(as_text=True)).groups()
+    reply = client.post(seen, data={"score": score}, headers={"User-Agent": ua},
+                        environ_base=environ)
+    assert reply.status_code == 204
+    return page
+
+
 def csrf_token(html: str) -> str:
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
 

@@ -86,6 +86,9 @@ class ElsewhereLinks(Links):
     def honeypot_url(self, token):
         return f"https://votes.example/trap?t={token}"
 
+    def view_url(self, token):
+        return f"https://votes.example/web?t={token}"
+
     def unsubscribe_url(self, token):
         return f"https://votes.example/leave?t={token}"
 
@@ -97,7 +100,7 @@ def test_every_link_comes_from_the_one_builder():
     html = html_lib.unescape(msg.get_body(("html",)).get_content())
     text = msg.get_body(("plain",)).get_content()
     wanted = {*(links.score_url(score, n) for n in range(11)), links.honeypot_url(score),
-              links.unsubscribe_url(leave)}
+              links.unsubscribe_url(leave), links.view_url(score)}
     assert set(re.findall(r'href="([^"]+)"', html)) == wanted
     assert set(re.findall(r"https://\S+", text)) == wanted - {links.honeypot_url(score)}
     assert msg["List-Unsubscribe"] == f"<{links.unsubscribe_url(leave)}>"
@@ -139,10 +142,22 @@ def test_only_links_and_names_change_between_recipients(composer):
 def test_greeting_without_a_name(composer):
     text = parse(composer.compose(1, "a@example.com", "", "sv")).get_body(
         ("plain",)).get_content()
-    assert text.startswith("Hej!")
+    assert [line for line in text.splitlines() if line][1] == "Hej!"
     text = parse(composer.compose(1, "a@example.com", "Sven", "sv")).get_body(
         ("plain",)).get_content()
-    assert text.startswith("Hej Sven!")
+    assert [line for line in text.splitlines() if line][1] == "Hej Sven!"
+
+
+@pytest.mark.parametrize("language", ["en", "es", "fr", "sv"])
+def test_the_first_link_of_each_part_is_never_a_score(language):
+    """Link previews and unfurls fetch a message's first URL (SPEC 7): the web version."""
+    msg = parse(Composer(CAMPAIGN, LINKS).compose(3, "x@example.com", "Ana", language))
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    view = LINKS.view_url(LINKS.token("score", 3))
+    assert re.search(r'href="([^"]+)"', html).group(1) == view
+    assert re.search(r"https?://\S+", text).group(0) == view
+    assert strings(language)["view_online"] in html_lib.unescape(html)
 
 
 def test_compiles_once_per_language(monkeypatch):

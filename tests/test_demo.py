@@ -76,7 +76,7 @@ def test_demo_shows_filtered_scanner_clicks(settings):
     client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
     assert login(client).status_code == 302
     html = client.get("/staff/responses?filtered=1").text
-    assert html.count('<span class="status filtered">filtered</span>') == 3
+    assert html.count('class="status filtered" title="Flagged as automated"') == 3
     assert "Only filtered (3)" in html
     # The email `make demo` offers to click is still one nobody (and no scanner) clicked.
     delivery_id = int(again["eml"].stem.split("-d")[1])

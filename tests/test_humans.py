@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import outbox, score_links
+from conftest import BROWSER_UA, outbox, person_click, score_links, show
 
 from landing import create_app
 from survey_mailer import clock as clock_
@@ -16,9 +16,6 @@ from survey_mailer import db as db_
 from survey_mailer import humans, responses
 from survey_mailer.errors import ConfigError, NotFound
 from survey_mailer.migrations import migrations
-
-BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/131.0.0.0 Safari/537.36")
 
 
 class Clock:
@@ -101,8 +98,14 @@ def test_a_single_click_is_logged_and_counted(client, db, bob, runner, monkeypat
     assert re.fullmatch(r"[0-9a-f]{16}", logged["ip_hash"])
     raw = "198.51.100.7"
     assert not any(raw in str(v) for row in db.execute("SELECT * FROM clicks") for v in row)
+    # A bare fetch of the link, whose page no browser showed, is no vote (SPEC 7)...
+    assert counts(runner, monkeypatch) == (0, 1)
+    assert counts(runner, monkeypatch, "strict") == (0, 1)
+    # ...until the page says it was shown in a visible tab.
+    show(client, reply.headers["Location"])
     assert counts(runner, monkeypatch) == (1, 0)
     assert report(runner, monkeypatch)["promoters"] == 1
+    assert counts(runner, monkeypatch, "strict") == (0, 0)  # waits for a touch instead
 
 
 @pytest.mark.parametrize("method, headers", [
@@ -131,7 +134,10 @@ def test_the_score_route_only_logs_and_readers_fold(client, db, bob, runner, mon
     # but the landing page already shows the score just clicked,
     page = client.get(f"/comment/{token_of(bob[7])}").get_data(as_text=True)
     assert re.search(r'<input[^>]*checked[^>]*value="7"|<input[^>]*value="7"[^>]*checked', page)
-    # and every reader folds first: here `report`.
+    # and every reader folds first: here `report` (filtered until the page is seen).
+    assert report(runner, monkeypatch)["filtered_automated"] == 1
+    assert (response(db)["score"], response(db)["automated"]) == (7, 0)
+    show(client, f"/comment/{token_of(bob[7])}")
     assert report(runner, monkeypatch)["passives"] == 1
     assert (response(db)["score"], response(db)["automated"]) == (7, 0)
 
@@ -228,6 +234,7 @@ def test_all_eleven_links_within_a_second_are_a_burst(client, db, bob, clock, ru
 def test_a_burst_unmarks_a_response_counted_a_moment_before(client, db, bob, clock, runner,
                                                             monkeypatch):
     click(client, bob[9])
+    show(client, f"/testimonial/{token_of(bob[9])}")  # a sandbox no test can tell apart
     assert counts(runner, monkeypatch) == (1, 0)
     clock.advance(2)
     click(client, bob[3])
@@ -248,7 +255,7 @@ def test_the_same_score_twice_is_not_a_burst(client, db, bob, clock, runner, mon
     # Time-of-click scanners fetch the link the person clicked, then the person arrives.
     click(client, bob[10])
     clock.advance(0.3)
-    click(client, bob[10])
+    person_click(client, bob[10])
     assert [c["automated"] for c in clicks(db)] == [0, 0]
     assert counts(runner, monkeypatch) == (1, 0)
 
@@ -262,7 +269,7 @@ def test_a_honeypot_hit_marks_the_clicks_around_it(client, db, bob, clock, order
         clock.advance(3)
         click(client, bob[7])
     else:
-        click(client, bob[7])
+        person_click(client, bob[7])
         assert counts(runner, monkeypatch) == (1, 0)
         clock.advance(3)
         assert click(client, honeypot).status_code == 204
@@ -275,7 +282,7 @@ def test_a_honeypot_hit_long_before_leaves_a_later_click_alone(client, db, bob, 
                                                                monkeypatch):
     click(client, f"/r/{token_of(bob[8])}/hp")
     clock.advance(60)
-    click(client, bob[8])
+    person_click(client, bob[8])
     assert counts(runner, monkeypatch) == (1, 0)
 
 
@@ -312,7 +319,7 @@ def test_operators_extend_the_lists_with_their_own_files(settings, db, bob, tmp_
     client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
     click(client, bob[1], ua="Mozilla/5.0 AcmeGuard/2")
     click(client, score_links(outbox(settings)["ana@example.com"])[2], ip="203.0.113.200")
-    click(client, score_links(outbox(settings)["sven@example.com"])[9], ip="203.0.114.1")
+    person_click(client, score_links(outbox(settings)["sven@example.com"])[9], ip="203.0.114.1")
     assert [(c["score"], c["reason"]) for c in clicks(db)] == [
         (1, "user-agent"), (2, "network"), (9, None)]
     assert counts(runner, monkeypatch) == (1, 2)
@@ -359,7 +366,7 @@ def test_a_human_click_after_the_window_counts_again(client, db, bob, clock, run
         clock.advance(0.05)
     assert counts(runner, monkeypatch) == (0, 1)
     clock.advance(11)  # SURVEY_BURST_SECONDS defaults to 10
-    click(client, bob[8])
+    person_click(client, bob[8])
     assert clicks(db)[-1]["automated"] == 0
     assert (response(db)["score"], response(db)["automated"]) == (8, 0)
     assert counts(runner, monkeypatch) == (1, 0)
@@ -369,9 +376,9 @@ def test_a_human_click_after_the_window_counts_again(client, db, bob, clock, run
 def test_the_burst_window_is_a_setting(client, db, bob, clock, runner, monkeypatch, settings):
     monkeypatch.setenv("SURVEY_BURST_SECONDS", "2")
     client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
-    click(client, bob[9])
+    person_click(client, bob[9])
     clock.advance(3)
-    click(client, bob[10])
+    person_click(client, bob[10])
     db = db_.open_configured(config_.load())  # folds with the window the settings name
     assert [c["automated"] for c in clicks(db)] == [0, 0]
     assert response(db)["score"] == 10
@@ -380,7 +387,7 @@ def test_the_burst_window_is_a_setting(client, db, bob, clock, runner, monkeypat
 
 def test_a_burst_later_gives_back_the_earlier_human_score(client, db, bob, clock, runner,
                                                           monkeypatch):
-    click(client, bob[9])
+    person_click(client, bob[9])
     clock.advance(86400)  # a day later the gateway rescans the email
     for path in bob:
         click(client, path)
@@ -390,7 +397,7 @@ def test_a_burst_later_gives_back_the_earlier_human_score(client, db, bob, clock
 
 
 def test_strict_counts_only_confirmed_responses(client, db, bob, runner, monkeypatch):
-    click(client, bob[10])
+    person_click(client, bob[10])
     assert counts(runner, monkeypatch, "balanced") == (1, 0)
     assert counts(runner, monkeypatch, "strict") == (0, 0)
 
@@ -401,7 +408,7 @@ def landing_beacon(client, path: str) -> str:
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "<script>" not in html  # the CSP forbids inline scripts
-    match = re.search(r'<script src="/static/human.js" data-beacon="([^"]+)" defer>', html)
+    match = re.search(r'<script src="/static/human.js" data-beacon="([^"]+)"', html)
     return match.group(1)
 
 
@@ -442,7 +449,7 @@ def test_the_beacon_needs_its_own_signed_token(client, db, bob, token, runner, m
     assert reply.status_code == 404
     assert "This link does not work" in reply.get_data(as_text=True)
     assert response(db)["confirmed"] == 0
-    assert counts(runner, monkeypatch, "strict") == (0, 0)
+    assert counts(runner, monkeypatch, "strict") == (0, 1)
 
 
 def test_the_beacon_is_rate_limited(settings, db, bob):
@@ -489,7 +496,7 @@ def alertable(db, policy: str = "balanced") -> list[int]:
 
 
 def test_a_response_settles_once_the_window_passes(client, db, bob, clock):
-    click(client, bob[2])
+    person_click(client, bob[2])
     assert alertable(db) == []  # a burst may still follow: no alert yet
     clock.advance(10.5)
     assert alertable(db) == [2]
@@ -563,3 +570,130 @@ def test_behind_a_proxy_rate_limits_count_each_client(settings, db, bob, monkeyp
 
     assert [post("198.51.100.7") for _ in range(61)][-2:] == [204, 429]  # one client's limit,
     assert post("203.0.113.9") == 204  # not another's behind the same proxy
+
+
+# Page seen, and the first link ------------------------------------------------------------
+
+
+def seen_url(client, landing: str) -> str:
+    html = client.get(landing, headers={"User-Agent": BROWSER_UA}).get_data(as_text=True)
+    return re.search(r'data-seen="([^"]+)"', html).group(1)
+
+
+@pytest.mark.parametrize("token", ["garbage", "score", "beacon"])
+def test_the_seen_beacon_needs_its_own_signed_token(client, db, bob, token, runner,
+                                                     monkeypatch):
+    click(client, bob[5])
+    beacon = re.search(r"/b/([^/]+)$", landing_beacon(client, bob[5])).group(1)
+    token = {"garbage": "garbage", "score": token_of(bob[5]), "beacon": beacon}[token]
+    reply = client.post(f"/s/{token}", data={"score": "5"})
+    assert reply.status_code == 404
+    assert "This link does not work" in reply.get_data(as_text=True)
+    assert counts(runner, monkeypatch) == (0, 1)
+
+
+@pytest.mark.parametrize("ua, ip, score", [
+    ("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0 Safari/537.36", "198.51.100.7",
+     "5"),
+    (BROWSER_UA, "40.92.13.7", "5"),  # Microsoft's mail network: a Safe Links sandbox
+    (BROWSER_UA, "198.51.100.7", "05"),  # not a score
+    (BROWSER_UA, "198.51.100.7", "7"),  # a score nobody clicked
+])
+def test_a_seen_beacon_from_a_scanner_or_for_another_score_counts_nothing(
+        client, db, bob, ua, ip, score, runner, monkeypatch):
+    click(client, bob[5])
+    url = seen_url(client, f"/feedback/{token_of(bob[5])}")
+    reply = client.post(url, data={"score": score}, headers={"User-Agent": ua},
+                        environ_base={"REMOTE_ADDR": ip})
+    assert reply.status_code == 204
+    assert (response(db)["score"], response(db)["seen"]) == (5, 0)
+    assert counts(runner, monkeypatch) == (0, 1)
+
+
+def test_a_person_after_a_scanner_burst_is_taken_out_of_it(client, db, bob, clock, runner,
+                                                          monkeypatch):
+    for path in bob:  # the gateway scans the email as it arrives
+        click(client, path)
+        clock.advance(0.05)
+    clock.advance(2)  # the person opens it and clicks, inside the burst window
+    reply = click(client, bob[4])
+    assert {c["automated"] for c in clicks(db)} == {1}  # by then, part of the burst
+    show(client, reply.headers["Location"])  # their browser shows the page
+    logged = clicks(db)
+    assert [c["automated"] for c in logged] == [1] * 11 + [0]
+    assert (response(db)["score"], response(db)["automated"]) == (4, 0)
+    assert counts(runner, monkeypatch) == (1, 0)
+    assert report(runner, monkeypatch)["detractors"] == 1
+    # The gateway's twelve other fetches stay machine traffic in the click log.
+    assert db.execute("SELECT count(*) FROM clicks WHERE seen = 1").fetchone()[0] == 1
+
+
+def test_a_person_who_corrects_their_score_counts_with_the_last(client, db, bob, clock, runner,
+                                                                 monkeypatch):
+    person_click(client, bob[3])
+    clock.advance(3)  # back to the email: a different score inside the window
+    person_click(client, bob[8])
+    assert (response(db)["score"], response(db)["automated"]) == (8, 0)
+    assert counts(runner, monkeypatch) == (1, 0)
+    assert report(runner, monkeypatch)["passives"] == 1
+
+
+def test_a_page_seen_late_never_brings_back_an_older_score(client, db, bob, clock, runner,
+                                                          monkeypatch):
+    click(client, bob[3])
+    old_page = seen_url(client, f"/feedback/{token_of(bob[3])}")
+    clock.advance(30)
+    person_click(client, bob[8])
+    client.post(old_page, data={"score": "3"}, headers={"User-Agent": BROWSER_UA})
+    assert (response(db)["score"], response(db)["seen"]) == (8, 1)
+    assert report(runner, monkeypatch)["passives"] == 1
+
+
+def test_a_new_score_counts_only_once_its_own_page_is_seen(client, db, bob, clock, runner,
+                                                           monkeypatch):
+    person_click(client, bob[9])
+    clock.advance(60)
+    click(client, bob[0])  # a single later fetch of another button, never displayed
+    assert (response(db)["score"], response(db)["seen"]) == (0, 0)
+    assert counts(runner, monkeypatch) == (0, 1)
+    show(client, f"/feedback/{token_of(bob[0])}")
+    assert counts(runner, monkeypatch) == (1, 0)
+
+
+def test_the_web_version_is_the_first_link_and_records_no_vote(client, db, bob, runner,
+                                                               monkeypatch):
+    token = token_of(bob[0])
+    for headers in ({"Sec-Purpose": "prefetch"},):
+        assert client.get(f"/v/{token}", headers=headers).status_code == 200
+    assert client.head(f"/v/{token}").status_code == 200
+    assert clicks(db) == []
+    # Slack's unfurl fetches the first URL of the message: a page, no vote.
+    page = client.get(f"/v/{token}", headers={
+        "User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert re.findall(r'href="(/r/[^"]+)"', html) == bob  # the email's own eleven links
+    assert [(c["kind"], c["score"], c["automated"], c["reason"]) for c in clicks(db)] == [
+        ("view", None, 1, "first-link")]
+    assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 0
+    # A person reading the web version votes from it like from the email.
+    person_click(client, bob[10])
+    assert counts(runner, monkeypatch) == (1, 0)
+    assert client.get("/v/garbage").status_code == 404
+
+
+def test_responses_from_before_the_upgrade_stay_counted(tmp_path):
+    database = db_.connect(tmp_path / "old.db")
+    migrations.apply(database, stop_before="m019_page_seen")
+    database.execute("PRAGMA foreign_keys=OFF")
+    for delivery_id, automated in ((1, 0), (2, 1)):
+        database.execute(
+            "INSERT INTO responses (delivery_id, campaign_id, contact_id, score, automated,"
+            " created_at, responded_at) VALUES (?, 1, 1, 9, ?, '2026-01-01', '2026-01-01')",
+            [delivery_id, automated])
+    database.execute("PRAGMA foreign_keys=ON")
+    versions = [r[0] for r in database.execute("SELECT version FROM responses ORDER BY id")]
+    db_.migrate(database)
+    rows = [tuple(r) for r in database.execute(
+        "SELECT seen, automated, version FROM responses ORDER BY id")]
+    assert rows == [(1, 0, versions[0]), (0, 1, versions[1])]  # no version bumped

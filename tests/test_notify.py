@@ -123,7 +123,7 @@ def test_no_alert_without_support_email(db, sent_campaign, config, settings):
 
 def test_click_alerts_only_once_settled(db, sent_campaign, alerting, settings):
     found = responses.delivery(db, deliveries(db, sent_campaign)["ana@example.com"])
-    humans.record_click(db, found, 4, method="GET", user_agent="Mozilla/5.0")
+    humans.record_click(db, found, 4, method="GET", user_agent="Mozilla/5.0", seen=True)
     assert notify.dispatch(db, alerting)["sent"] == 0  # a burst may still come
     _age_clicks(db)
     assert notify.dispatch(db, alerting)["sent"] == 1

@@ -38,15 +38,18 @@ def test_segments(score, segment):
     assert nps.segment(score) == segment
 
 
-def answer(db, email, score, *, when="2026-05-01 10:00:00", automated=0, confirmed=0):
+def answer(db, email, score, *, when="2026-05-01 10:00:00", automated=0, confirmed=0,
+           seen=1):
+    """A response as the click log folds it; `seen`: its page was shown in a browser tab."""
     delivery = db.execute(
         "SELECT d.id, d.campaign_id, d.contact_id FROM deliveries d JOIN contacts c "
         "ON c.id = d.contact_id WHERE c.email = ?", [email]).fetchone()
     with db_.write(db) as conn:
         conn.execute(
             "INSERT INTO responses (delivery_id, campaign_id, contact_id, score, automated,"
-            " confirmed, created_at, responded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [delivery[0], delivery[1], delivery[2], score, automated, confirmed, when, when])
+            " confirmed, seen, created_at, responded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [delivery[0], delivery[1], delivery[2], score, automated, confirmed, seen, when,
+             when])
 
 
 @pytest.fixture
@@ -124,10 +127,13 @@ def test_export_responses(runner, answered, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert list(rows[0]) == ["email", "name", "company", "language", "campaign", "score",
                              "segment", "comment", "testimonial_consent", "responded_at",
-                             "counted", "automated", "confirmed", "campaign_id"]
-    assert [(r["email"], r["score"], r["segment"], r["counted"]) for r in rows] == [
-        ("ana@example.com", "10", "promoter", "1"), ("bob@example.com", "3", "detractor", "1"),
-        ("chloe@example.com", "8", "passive", "1"), ("sven@example.com", "0", "detractor", "0")]
+                             "counted", "automated", "seen", "confirmed", "campaign_id"]
+    assert [(r["email"], r["score"], r["segment"], r["counted"], r["automated"], r["seen"],
+             r["confirmed"]) for r in rows] == [
+        ("ana@example.com", "10", "promoter", "1", "0", "1", "1"),
+        ("bob@example.com", "3", "detractor", "1", "0", "1", "0"),
+        ("chloe@example.com", "8", "passive", "1", "0", "1", "0"),
+        ("sven@example.com", "0", "detractor", "0", "1", "1", "0")]
     assert {r["campaign"] for r in rows} == {"Q4"}  # named, not only numbered
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows[0]["responded_at"])
 

@@ -63,6 +63,8 @@ def site(promoter_links, live_server, db, sent_campaign, staff_user, links):
 def every_page(page, site):
     """Open every page a person can see, one after the other; yield each one's name."""
     base, bob = site["base"], site["bob"]
+    page.goto(f"{base}/v/{bob}")
+    yield "web version"
     for score, name in ((3, "feedback"), (8, "comment"), (10, "testimonial")):
         page.goto(f"{base}/r/{bob}/{score}")
         assert page.url.endswith(f"/{name}/{bob}")
@@ -113,7 +115,7 @@ def test_every_page_fits_a_320px_phone(page, site, artifacts):
                 box = page.locator("header nav a", has_text=label).bounding_box()
                 assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE, \
                     f"{name}: the navigation's {label!r} is out of sight: {box}"
-    assert len(seen) == 15
+    assert len(seen) == 16
 
 
 @pytest.mark.parametrize(("width", "scheme"), [(PHONE, "light"), (1280, "light"),

@@ -7,7 +7,7 @@ import email.policy
 from pathlib import Path
 
 import pytest
-from conftest import outbox, score_links
+from conftest import outbox, score_links, show
 from itsdangerous import timed
 
 from survey_mailer import clock
@@ -27,13 +27,14 @@ def backdate(db, days: int) -> None:
         conn.execute("UPDATE deliveries SET sent_at = datetime(sent_at, ?)", [f"-{days} days"])
 
 
-def respond(db, address: str, *, confirmed: int, automated: int) -> None:
+def respond(db, address: str, *, confirmed: int, automated: int, seen: int = 1) -> None:
     with db_.write(db) as conn:
         conn.execute(
             "INSERT INTO responses (delivery_id, campaign_id, contact_id, score, confirmed, "
-            "automated, created_at, responded_at) SELECT d.id, d.campaign_id, d.contact_id, "
-            "9, ?, ?, ?, ? FROM deliveries d JOIN contacts c ON c.id = d.contact_id "
-            "WHERE c.email = ?", [confirmed, automated, clock.now(), clock.now(), address])
+            "automated, seen, created_at, responded_at) SELECT d.id, d.campaign_id, "
+            "d.contact_id, 9, ?, ?, ?, ?, ? FROM deliveries d JOIN contacts c "
+            "ON c.id = d.contact_id WHERE c.email = ?",
+            [confirmed, automated, seen, clock.now(), clock.now(), address])
 
 
 def reminders(settings) -> dict[str, email.message.EmailMessage]:
@@ -77,15 +78,21 @@ def test_one_reminder_to_those_without_a_counted_response(runner, db, settings,
     assert len(reminders(settings)) == 3
 
 
-def test_a_click_not_yet_folded_is_not_reminded(runner, db, settings, sent_campaign,
-                                                client):
+def test_a_person_who_clicked_is_not_reminded_and_a_bare_fetch_is(runner, db, settings,
+                                                                   sent_campaign, client):
     backdate(db, 4)
-    link = score_links(outbox(settings)["ana@example.com"])[9]
-    assert client.get(link, headers={"User-Agent": "Mozilla/5.0"}).status_code == 303
+    for address in ("ana@example.com", "bob@example.com"):
+        link = score_links(outbox(settings)[address])[9]
+        reply = client.get(link, headers={"User-Agent": "Mozilla/5.0"})
+        assert reply.status_code == 303
     assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 0  # only logged
+    # Ana's browser showed the page; bob's link was only fetched (a scanner, a preview).
+    ana_token = score_links(outbox(settings)["ana@example.com"])[9].split("/")[2]
+    show(client, f"/testimonial/{ana_token}", ua="Mozilla/5.0")
     result = runner("campaign", "remind", str(sent_campaign), "--after-days", "3")
     assert result.output == "Reminders: 3 sent, 0 failed, 0 skipped, 0 left to send\n"
     assert "ana@example.com" not in reminders(settings)
+    assert "bob@example.com" in reminders(settings)
 
 
 def test_strict_policy_reminds_unconfirmed_responses(runner, db, settings, sent_campaign,
