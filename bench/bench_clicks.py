@@ -174,8 +174,9 @@ def run() -> list[tuple[str, float, float, str]]:
         ("clicks: scanner bursts folded as automated", fold["burst_automated"],
          fold["bursts"], "emails clicked with two or more scores whose response is "
          "automated / all of them; higher is better", "higher"),
-        ("clicks: single clicks folded as counted", fold["single_counted"], fold["singles"],
-         "emails clicked once (a person) whose response counts / all of them; "
+        ("clicks: single clicks folded as unflagged", fold["single_counted"], fold["singles"],
+         "emails clicked once whose response nothing flagged as automated (it counts "
+         "once its page is seen: wrk runs no page) / all of them; "
          "higher is better", "higher"),
         ("clicks: errors in all runs", errors, 0,
          "socket errors, timeouts and unexpected statuses; lower is better", "lower"),
