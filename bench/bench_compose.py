@@ -125,7 +125,7 @@ def import_rows() -> list[tuple]:
         db.migrate(database)
         started = time.perf_counter()
         # As bytes, as `contacts import` reads it: encoding and delimiter detection included.
-        added, updated = contacts.import_csv(database, path.read_bytes())
+        added, updated, _ = contacts.import_csv(database, path.read_bytes())
         seconds = time.perf_counter() - started
         count = database.execute("SELECT count(*) FROM contacts").fetchone()[0]
         database.close()

@@ -129,14 +129,14 @@ def contacts_import(state: State, file: Path):
     """Import contacts from a CSV file with a header row (all rows or none)."""
     try:
         # As bytes: the encoding (UTF-8, UTF-16, Windows-1252) is detected, see csvfiles.
-        added, updated = contacts_.import_csv(state.db, file.read_bytes())
+        imported = contacts_.import_csv(state.db, file.read_bytes())
     except ImportFailed as e:
         for problem in e.problems:
             click.echo(problem, err=True)
         noun = "problem" if len(e.problems) == 1 else "problems"
         raise click.ClickException(
             f"{len(e.problems)} {noun} in {file}; nothing was imported") from e
-    click.echo(f"{added} added, {updated} updated")
+    click.echo(str(imported))
 
 
 @command(contacts, "list")
@@ -148,10 +148,23 @@ def contacts_list(state: State, fmt: str):
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     for row in rows:
-        status = "unsubscribed" if row["unsubscribed_at"] else (
-            "suppressed" if row["suppressed_at"] else "")
+        status = "erased" if row["erased_at"] else "unsubscribed" if row["unsubscribed_at"] \
+            else "suppressed" if row["suppressed_at"] else ""
         click.echo("\t".join([row["email"], row["name"], row["company"], row["language"],
                               status]).rstrip())
+
+
+@command(contacts, "erase")
+@click.argument("email")
+def contacts_erase(state: State, email: str):
+    """Forget a person for good: their data goes, their scores stay counted anonymously."""
+    erased = contacts_.erase(state.db, email)
+    if erased is None:
+        click.echo(f"{email} was already erased")
+        return
+    click.echo(f"{email} is erased: {erased.responses} responses kept without personal data, "
+               f"{erased.cancelled} unsent surveys cancelled; the address is never imported "
+               f"again")
 
 
 @command(contacts, "unsubscribe")

@@ -1,10 +1,12 @@
-"""Contacts: CSV import (all or nothing), listing and unsubscribing."""
+"""Contacts: CSV import (all or nothing), listing, unsubscribing and erasure."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterable
-from typing import IO
+from typing import IO, NamedTuple
 
 import sqlite_utils
 
@@ -94,11 +96,26 @@ def parse_csv(source: bytes | IO[bytes] | IO[str]) -> list[dict]:
     return rows
 
 
-def import_rows(db: sqlite_utils.Database, rows: Iterable[dict]) -> tuple[int, int]:
-    """Insert or update contacts by email (case-insensitive); return (added, updated)."""
+class Imported(NamedTuple):
+    added: int
+    updated: int
+    erased: int  # skipped: these people asked to be forgotten
+
+    def __str__(self) -> str:
+        return f"{self.added} added, {self.updated} updated" + (
+            f", {self.erased} skipped: erased" if self.erased else "")
+
+
+def import_rows(db: sqlite_utils.Database, rows: Iterable[dict]) -> Imported:
+    """Insert or update contacts by email (case-insensitive), skipping erased addresses."""
     rows = list(rows)
     stamp = now()
     with write(db) as conn:
+        if rows and conn.execute("SELECT 1 FROM erased_addresses LIMIT 1").fetchone():
+            kept = [row for row in rows if not is_erased(db, row["email"])]
+            erased, rows = len(rows) - len(kept), kept
+        else:
+            erased = 0
         existing = {
             r[0].lower() for r in conn.execute("SELECT email FROM contacts")
         } if rows else set()
@@ -117,11 +134,11 @@ def import_rows(db: sqlite_utils.Database, rows: Iterable[dict]) -> tuple[int, i
             ({**row, "stamp": stamp} for row in rows),
         )
     updated = sum(1 for row in rows if row["email"].lower() in existing)
-    return len(rows) - updated, updated
+    return Imported(len(rows) - updated, updated, erased)
 
 
 def import_csv(db: sqlite_utils.Database,
-               source: bytes | IO[bytes] | IO[str]) -> tuple[int, int]:
+               source: bytes | IO[bytes] | IO[str]) -> Imported:
     """Validate a whole CSV file, then import it in one transaction."""
     return import_rows(db, parse_csv(source))
 
@@ -182,9 +199,6 @@ def has_attribute(db: sqlite_utils.Database, name: str) -> bool:
 
 def email_hash(db: sqlite_utils.Database, email: str) -> str:
     """Return the keyed hash an erased address is remembered by."""
-    import hashlib
-    import hmac
-
     (key,) = db.execute("SELECT value FROM keys WHERE name = 'erasure'").fetchone()
     return hmac.new(bytes.fromhex(key), email.strip().lower().encode(),
                     hashlib.sha256).hexdigest()
@@ -220,3 +234,62 @@ def upsert(conn, *, email: str, name: str | None = None, company: str | None = N
         {"email": email, "name": name, "company": company, "language": language,
          "attributes": json.dumps(attributes or {}, ensure_ascii=False), "stamp": stamp})
     return dict(conn.execute("SELECT * FROM contacts WHERE email = ?", [email]).fetchone())
+
+
+class Erased(NamedTuple):
+    responses: int  # kept, anonymous: their scores still count
+    cancelled: int  # surveys not yet sent, cancelled
+
+
+def erase(db: sqlite_utils.Database, email: str) -> Erased | None:
+    """Forget a person for good; return what was kept and cancelled, None if already erased.
+
+    Their address, name, attributes, comments, testimonials, case notes, theme tags, click
+    details (user agents, IP hashes) and what alerts and SES events held of them are
+    removed. The contact stays as an anonymous row with its company and language, so its
+    scores still count in the NPS and in its account. The address is kept only as a keyed
+    hash (`email_hash`), so no import or API request ever adds the person back. Raise
+    NotFound for an address that was never a contact.
+    """
+    stamp = now()
+    with write(db) as conn:
+        row = conn.execute("SELECT id FROM contacts WHERE email = ?", [email.strip()]
+                           ).fetchone()
+        if row is None:
+            if is_erased(db, email):
+                return None
+            raise NotFound("contact", email)
+        contact_id = row[0]
+        conn.execute("INSERT OR IGNORE INTO erased_addresses (email_hash, erased_at)"
+                     " VALUES (?, ?)", [email_hash(db, email), stamp])
+        conn.execute(
+            "UPDATE contacts SET email = ?, name = '', attributes = '{}', erased_at = ?,"
+            " updated_at = ? WHERE id = ?", [f"erased:{contact_id}", stamp, stamp, contact_id])
+        theirs = "(SELECT id FROM responses WHERE contact_id = :id)"
+        deliveries = "(SELECT id FROM deliveries WHERE contact_id = :id)"
+        params = {"id": contact_id, "email": email.strip().lower()}
+        for statement in (
+            "UPDATE responses SET comment = '', display_name = '', contact_ok = 0,"
+            " testimonial_consent = 0 WHERE contact_id = :id",
+            f"DELETE FROM testimonials WHERE response_id IN {theirs}",
+            f"DELETE FROM case_notes WHERE response_id IN {theirs}",
+            f"DELETE FROM response_themes WHERE response_id IN {theirs}",
+            f"UPDATE alert_threads SET subject = '' WHERE response_id IN {theirs}",
+            # An alert not yet sent about a person who asked to be forgotten is not sent.
+            f"DELETE FROM notifications WHERE response_id IN {theirs}"
+            " AND status NOT IN ('sent', 'failed')",
+            f"UPDATE notifications SET payload = '{{}}' WHERE response_id IN {theirs}",
+            f"UPDATE clicks SET user_agent = '', ip_hash = '' WHERE delivery_id IN"
+            f" {deliveries}",
+            "UPDATE deliveries SET error = NULL WHERE contact_id = :id"
+            " AND error IS NOT NULL AND error != 'cancelled'",
+            f"UPDATE ses_events SET recipients = '', detail = '', payload = '{{}}'"
+            f" WHERE delivery_id IN {deliveries} OR instr(lower(recipients), :email)",
+        ):
+            conn.execute(statement, params)
+        cancelled = conn.execute(
+            "UPDATE deliveries SET status = 'skipped', error = 'cancelled'"
+            " WHERE contact_id = ? AND status = 'pending'", [contact_id]).rowcount
+        kept = conn.execute("SELECT count(*) FROM responses WHERE contact_id = ?",
+                            [contact_id]).fetchone()[0]
+    return Erased(kept, cancelled)

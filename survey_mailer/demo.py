@@ -133,8 +133,9 @@ def build(settings: config.Config, out=print) -> dict:
     database = db.open_configured(settings)
     backend = OutboxBackend(settings["SURVEY_OUTBOX_DIR"])
     people = sample_contacts()
-    added, _ = contacts.import_rows(database, [
-        {**row, "attributes": json.dumps(row["attributes"], ensure_ascii=False)} for row in people])
+    added = contacts.import_rows(database, [
+        {**row, "attributes": json.dumps(row["attributes"], ensure_ascii=False)} for row in people]
+    ).added
     if added:
         out(f"Added {added} demo contacts ({DOMAIN}) in en, es, fr and sv")
     # Resurvey spacing does not apply inside the demo: every quarter reaches everyone.
