@@ -7,7 +7,7 @@ import sqlite_utils
 from .clock import ago, now
 from .db import write
 from .errors import NotFound, SurveyError
-from .humans import reads_responses
+from .humans import live_sql, reads_responses
 from .scores import DETRACTOR_SQL, counted_sql
 
 STATUSES = ("new", "contacted", "resolved")
@@ -24,6 +24,8 @@ CASE_SQL = """
     LEFT JOIN cases k ON k.response_id = r.id
     LEFT JOIN staff_users u ON u.id = k.assignee_id
 """
+# A case: a counted detractor given here (imported history is never a case).
+CASE_SQL_WHERE = f"{DETRACTOR_SQL} AND {live_sql()}"
 
 
 @reads_responses
@@ -35,7 +37,7 @@ def list_cases(db: sqlite_utils.Database, policy: str, *, status: str | None = N
 
     `status` may also be "overdue": new for longer than `sla_hours`.
     """
-    where = [counted_sql(policy), DETRACTOR_SQL]
+    where = [counted_sql(policy), CASE_SQL_WHERE]
     params: list = []
     cutoff = ago(sla_hours * 3600) if sla_hours is not None else None
     if status == "overdue":
@@ -71,7 +73,7 @@ def _with_overdue(case: dict, cutoff: str | None) -> dict:
 def overdue(db: sqlite_utils.Database, policy: str, sla_hours: float) -> list[dict]:
     """Return every case still new after `sla_hours`, oldest first."""
     rows = db.execute(
-        f"{CASE_SQL} WHERE {counted_sql(policy)} AND {DETRACTOR_SQL}"
+        f"{CASE_SQL} WHERE {counted_sql(policy)} AND {CASE_SQL_WHERE}"
         f" AND coalesce(k.status, 'new') = 'new' AND r.created_at <= ?"
         f" ORDER BY r.created_at, r.id", [ago(sla_hours * 3600)])
     return [dict(r, overdue=True) for r in rows]
@@ -88,10 +90,13 @@ def case_counts(db: sqlite_utils.Database, policy: str,
     if detractors is None:
         detractors = db.execute(f"SELECT count(*) FROM responses r "
                                 f"WHERE {counted_sql(policy)} AND {DETRACTOR_SQL}").fetchone()[0]
+    # Imported history is never a case (few rows: the partial index responses_imported).
+    detractors -= db.execute(f"SELECT count(*) FROM responses r WHERE r.imported = 1"
+                             f" AND {counted_sql(policy)} AND {DETRACTOR_SQL}").fetchone()[0]
     counts = dict.fromkeys(STATUSES, 0)
     counts.update({r[0]: r[1] for r in db.execute(
         f"SELECT k.status, count(*) FROM cases k JOIN responses r ON r.id = k.response_id "
-        f"WHERE {counted_sql(policy)} AND {DETRACTOR_SQL} GROUP BY k.status")})
+        f"WHERE {counted_sql(policy)} AND {CASE_SQL_WHERE} GROUP BY k.status")})
     counts["new"] = detractors - counts["contacted"] - counts["resolved"]
     return counts
 
@@ -99,7 +104,7 @@ def case_counts(db: sqlite_utils.Database, policy: str,
 @reads_responses
 def get_case(db: sqlite_utils.Database, response_id: int, policy: str) -> dict:
     """Return one case with its notes, oldest note first."""
-    row = db.execute(f"{CASE_SQL} WHERE r.id = ? AND {DETRACTOR_SQL} AND {counted_sql(policy)}",
+    row = db.execute(f"{CASE_SQL} WHERE r.id = ? AND {CASE_SQL_WHERE} AND {counted_sql(policy)}",
                      [response_id]).fetchone()
     if row is None:
         raise NotFound("case", response_id)

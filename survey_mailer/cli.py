@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from . import api_keys, csvfiles, nps, reminders, reports, responses, schedules, users
+from . import api_keys, csvfiles, imports, nps, reminders, reports, responses, schedules, users
 from . import campaigns as campaigns_
 from . import config as config_
 from . import contacts as contacts_
@@ -504,6 +504,28 @@ def export_responses(state: State, campaign_id: int | None, output: Path | None)
         stream = io.StringIO()
         responses.write_csv(rows, stream)
         click.echo(stream.getvalue(), nl=False)
+
+
+@cli.group("responses")
+def responses_group():
+    """Bring responses from other tools."""
+
+
+@command(responses_group, "import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--campaign-name", required=True,
+              help="The campaign the history goes in (made if new), e.g. \"Delighted 2025\".")
+def responses_import(state: State, file: Path, campaign_name: str):
+    """Import past responses (email, score, responded_at...) from a CSV file: all or none."""
+    try:
+        imported = imports.import_csv(state.db, campaign_name, file.read_bytes())
+    except ImportFailed as e:
+        for problem in e.problems:
+            click.echo(problem, err=True)
+        noun = "problem" if len(e.problems) == 1 else "problems"
+        raise click.ClickException(
+            f"{len(e.problems)} {noun} in {file}; nothing was imported") from e
+    click.echo(f"{imported} (campaign \"{campaign_name.strip()}\")")
 
 
 # staff workspace (issue 5) ------------------------------------------------------------------

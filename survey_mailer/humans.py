@@ -398,6 +398,14 @@ def settled_sql(burst_seconds: float, alias: str = "r") -> str:
     return (f"({alias}.confirmed = 1 OR coalesce({alias}.last_click_at, '') < '{cutoff}')")
 
 
+def live_sql(alias: str = "r") -> str:
+    """Return the SQL condition of a response given here, not history imported from
+    another tool: only those make alerts, webhooks and follow-up cases."""
+    return f"{alias}.imported = 0"
+
+
 def alertable_sql(policy: str, burst_seconds: float, alias: str = "r") -> str:
-    """Return the SQL condition of a response that alerts may report: counted and settled."""
-    return f"({counted_sql(policy, alias)} AND {settled_sql(burst_seconds, alias)})"
+    """Return the SQL condition of a response that alerts may report: counted, given here
+    (not imported) and settled."""
+    return (f"({counted_sql(policy, alias)} AND {live_sql(alias)}"
+            f" AND {settled_sql(burst_seconds, alias)})")

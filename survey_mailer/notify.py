@@ -46,7 +46,7 @@ from .clock import ago, iso, now, utcnow
 from .config import Config
 from .db import write
 from .errors import DeliveryError, FateUnknown, SendingStopped, SurveyError
-from .humans import alertable_sql, reads_responses
+from .humans import alertable_sql, live_sql, reads_responses
 from .scores import counted_sql, segment
 
 MAX_ATTEMPTS = 8
@@ -112,7 +112,8 @@ def queue_response(db: sqlite_utils.Database, config: Config, response_id: int) 
     """Queue notifications for one response now if it counts (e.g. restored as human)."""
     with write(db) as conn:
         row = conn.execute(
-            f"{RESPONSE_SQL} WHERE r.id = ? AND {counted_sql(config['SURVEY_SCORE_POLICY'])}",
+            f"{RESPONSE_SQL} WHERE r.id = ? AND {counted_sql(config['SURVEY_SCORE_POLICY'])}"
+            f" AND {live_sql()}",
             [response_id]).fetchone()
         if row is None:
             return 0

@@ -338,15 +338,15 @@ HUMAN = [  # (kind, score meant, touched the page)
 class Browsers:
     """Two chromiums: one driven as a person's browser, one as an automation sandbox."""
 
-    def __init__(self, playwright, db):
+    def __init__(self, browser, db):
         self.outcome = lambda: outcome(db)
+        # A sandbox as scanners run it: the suite's chromium, automation on
+        # (navigator.webdriver is true).
+        self.sandboxes = browser
         # A person's browser: no automation switch, so navigator.webdriver is false.
-        self.people = playwright.chromium.launch(
+        self.people = browser.browser_type.launch(
             executable_path=CHROMIUM, headless=True, ignore_default_args=["--enable-automation"],
             args=[*CHROMIUM_ARGS, "--disable-blink-features=AutomationControlled"])
-        # A sandbox as scanners run it: automation on (navigator.webdriver is true).
-        self.sandboxes = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                    args=CHROMIUM_ARGS)
         self.contexts = []
 
     def _context(self, browser, ua, phone=False):
@@ -368,7 +368,6 @@ class Browsers:
         for context in self.contexts:
             context.close()
         self.people.close()
-        self.sandboxes.close()
 
 
 @pytest.fixture
@@ -411,29 +410,26 @@ def matrix(results: dict, policy: str) -> str:
     return "\n".join(lines)
 
 
-def test_the_replay_corpus(behind_a_proxy, live_server, sent_campaign, settings, db):
-    from playwright.sync_api import sync_playwright
-
+def test_the_replay_corpus(behind_a_proxy, live_server, sent_campaign, settings, db, browser):
     assert len(AUTOMATED) >= 15 and len(HUMAN) >= 12
     mails = {address.split("@")[0].replace("-", "_"): mail_of(msg)
              for address, msg in outbox(settings).items()}
-    with sync_playwright() as playwright:
-        browsers = Browsers(playwright, db)
-        try:
-            for kind in AUTOMATED:
-                kind(mails[kind.__name__], browsers)
-            for kind, _, _ in HUMAN:
-                kind(mails[kind.__name__], browsers)
-            # Beacons travel on their own (one was sent by a tab closed at once): wait until
-            # every person's signal has landed, then a moment for any stray one.
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not all(
-                    outcome(db)[kind.__name__]["seen"] or outcome(db)[kind.__name__]["confirmed"]
-                    for kind, _, _ in HUMAN):
-                time.sleep(0.1)
-            time.sleep(0.5)
-        finally:
-            browsers.close()
+    browsers = Browsers(browser, db)
+    try:
+        for kind in AUTOMATED:
+            kind(mails[kind.__name__], browsers)
+        for kind, _, _ in HUMAN:
+            kind(mails[kind.__name__], browsers)
+        # Beacons travel on their own (one was sent by a tab closed at once): wait until
+        # every person's signal has landed, then a moment for any stray one.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(
+                outcome(db)[kind.__name__]["seen"] or outcome(db)[kind.__name__]["confirmed"]
+                for kind, _, _ in HUMAN):
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        browsers.close()
 
     results = outcome(db)
     print()
