@@ -45,13 +45,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
 
-    from . import api, errors, hooks, staff, survey
+    from . import api, delighted_api, errors, hooks, staff, survey
 
     errors.init_app(app)
     app.register_blueprint(survey.bp)  # the score link, the landing pages, unsubscribe
     staff.init_app(app)  # /staff/: login, dashboard, follow-ups, testimonials, responses
     app.register_blueprint(api.bp)  # /testimonials.json, /testimonials/widget, /api/v1
     app.register_blueprint(hooks.bp)  # /hooks/ses: SNS bounces and complaints
+    app.register_blueprint(delighted_api.bp)  # /delighted/v1: Delighted's API, for its users
 
     @app.after_request
     def security_headers(response):

@@ -74,7 +74,7 @@ def authorise():
                                    else "this route takes none"), name[:100])
 
 
-def _too_many(limit) -> None:
+def too_many(limit) -> None:
     raise ApiError(429, f"this API key's rate limit ({limit.limit}) is used up: try again "
                         f"in Retry-After seconds")
 
@@ -86,7 +86,7 @@ def _too_many(limit) -> None:
 # A limit on the blueprint rather than on each view: one check per request, not two.
 limiter.shared_limit(
     lambda: _settings()["SURVEY_API_RATE_LIMIT"], scope="api-v1",
-    key_func=lambda: f"api-key:{_api_key()['id']}", on_breach=_too_many)(bp)
+    key_func=lambda: f"api-key:{_api_key()['id']}", on_breach=too_many)(bp)
 
 
 def _scoped(campaign_id: int | None, field: str | None = "campaign") -> int | None:
@@ -102,7 +102,7 @@ def _scoped(campaign_id: int | None, field: str | None = "campaign") -> int | No
 # POST /api/v1/surveys, DELETE /api/v1/surveys/<id> ---------------------------------------
 
 
-def _json_object() -> dict:
+def json_object() -> dict:
     """Return the body as a JSON object, or raise ApiError saying what is wrong with it."""
     data = request.get_data(cache=True)  # Werkzeug: 413 when Content-Length is too big
     limit = current_app.config["MAX_CONTENT_LENGTH"]
@@ -168,7 +168,7 @@ def _replayed(replay: idempotency.Replay) -> Response:
 @bp.post("/surveys")
 def create_survey():
     """Add or update a contact and schedule a campaign's survey for them."""
-    body = _json_object()
+    body = json_object()
     key = None
     header = request.headers.get("Idempotency-Key")
     try:

@@ -47,6 +47,18 @@ def wants_json() -> bool:
     return request.path.startswith(JSON_PREFIXES)
 
 
+def _error_json(body: dict, status: int, headers: dict | None = None) -> Response:
+    """An error as JSON. /delighted/v1 answers as Delighted did: `{"status", "message"}`,
+    and for 422 `"errors"` naming the field; everything else `{"error", "field"}`."""
+    if request.path.startswith("/delighted/"):
+        shaped = {"status": status, "message": body["error"]}
+        if status == 422:
+            shaped["errors"] = [{"field": body.get("field"), "code": "invalid",
+                                 "message": body["error"]}]
+        body = shaped
+    return json_response(body, status, headers)
+
+
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
     """Answer JSON; <, > and & escaped, so it is inert if anyone pastes it into a page."""
     text = (json.dumps(body, ensure_ascii=False, indent=1).replace("<", "\\u003c")
@@ -72,10 +84,10 @@ MESSAGES = {404: _l("There is nothing at this address."),
 def handle(error: Exception):
     """Answer any error: JSON for programs, a friendly page for people."""
     if isinstance(error, ApiError):
-        return json_response(error.body, error.status, error.headers)
+        return _error_json(error.body, error.status, error.headers)
     if isinstance(error, PageError):
         if wants_json():
-            return json_response({"error": str(error.message)}, error.status)
+            return _error_json({"error": str(error.message)}, error.status)
         return _page(error.title, error.message, error.status)
     if isinstance(error, LinkExpired):
         status, title, message = 410, _l("This link has expired"), _l(
@@ -103,14 +115,14 @@ def handle(error: Exception):
         headers.pop("Content-Type", None)
         headers.pop("Content-Length", None)
         if wants_json():
-            return json_response({"error": str(message)}, status, headers)
+            return _error_json({"error": str(message)}, status, headers)
         return _page(title, message, status, headers)
     else:
         current_app.logger.exception("unexpected error")
         status, title, message = 500, _l("Something went wrong on our side"), _l(
             "Your answer may not have been saved. Please try again in a moment.")
     if wants_json():
-        return json_response({"error": str(message)}, status)
+        return _error_json({"error": str(message)}, status)
     return _page(title, message, status)
 
 

@@ -36,6 +36,8 @@ class World:
         self.deliveries = deliveries(db, campaign_id)
         self.answer()
         self.api_key = api_keys.create_api_key(db, "fuzz")
+        self.delighted_auth = "Basic " + base64.b64encode(api_keys.create_api_key(
+            db, "fuzz-delighted", campaign_id).encode()).decode()
         self.public = app.test_client()
         # A visitor who has opened a form: a session holding a CSRF token, no login.
         self._visitor = app.test_client()
@@ -237,6 +239,8 @@ SUBSCRIBE_URL = f"https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscriptio
 OTHER_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"]
 ARGS = ["campaign", "assignee", "page", "status", "by", "q", "company", "segment", "score",
         "since", "until", "filtered", "next", "limit", "cursor"]
+DELIGHTED_ARGS = ["per_page", "page", "since", "until", "updated_since", "updated_until",
+                  "order", "expand[]", "person_email", "page_info"]
 FIELDS = ["score", "comment", "contact_ok", "display_name", "testimonial_consent", "email",
           "password", "status", "assignee", "note", "action", "List-Unsubscribe", "confirm",
           "event"]
@@ -293,7 +297,8 @@ def _tampered(token: str, i: int, char: str) -> str:
     return token[:i] + char + token[i + 1:]
 
 
-PURPOSES = {"survey.unsubscribe": "unsubscribe", "survey.beacon": "beacon"}  # else "score"
+PURPOSES = {"survey.unsubscribe": "unsubscribe", "survey.beacon": "beacon",
+            "survey.seen": "seen"}  # else "score"
 
 
 def _valid(w: World, name: str, endpoint: str) -> list[str]:
@@ -307,6 +312,9 @@ def _valid(w: World, name: str, endpoint: str) -> list[str]:
         return [*map(str, range(11)), "hp"]
     if name == "filename":
         return ["style.css", "human.js", "../README.md", "..%2fwsgi.py", "x/../style.css"]
+    if name == "identifier":  # Delighted's people: nothing erased by an aimed request
+        return ["nobody@example.com/survey_requests/pending", "email:nobody@example.com",
+                "bob@example.com/survey_requests/pending.json"]
     if name == "delivery_id":  # those the API has scheduled (first), and sent ones
         return [str(row[0]) for row in w.db.execute("SELECT id FROM deliveries ORDER BY id DESC")]
     return ["1"]
@@ -314,7 +322,7 @@ def _valid(w: World, name: str, endpoint: str) -> list[str]:
 
 def _tokens(w: World) -> list[str]:
     """Return tokens of every purpose, for deliveries that exist and one that does not."""
-    return [w.links.token(purpose, d) for purpose in ("score", "unsubscribe", "beacon")
+    return [w.links.token(purpose, d) for purpose in ("score", "unsubscribe", "beacon", "seen")
             for d in (*w.deliveries.values(), 10**6)]
 
 
@@ -433,12 +441,14 @@ def _body(w: World, data, rule, segments: dict[str, str], csrf: str | None,
     if aimed:
         kinds = ["sns" if rule.endpoint == "hooks.ses" else
                  "survey" if rule.endpoint == "api.v1.create_survey" else
+                 "delighted" if rule.endpoint.startswith("delighted.") and method == "POST" else
                  "form" if method == "POST" else "none"]
     kind = data.draw(st.sampled_from(kinds))
     encoding = "utf-8" if aimed else data.draw(st.sampled_from(["utf-8", "latin-1", "utf-16"]))
     content_type = data.draw(st.sampled_from(CONTENT_TYPES) | header_text)
     if aimed:
-        content_type = CONTENT_TYPES[0 if kind == "form" else 2 if kind == "survey" else 3]
+        content_type = CONTENT_TYPES[0 if kind == "form" else
+                                     2 if kind in ("survey", "delighted") else 3]
     if kind == "none":
         return None, data.draw(st.none() | st.just(content_type))
     if kind == "form":
@@ -474,6 +484,23 @@ def _body(w: World, data, rule, segments: dict[str, str], csrf: str | None,
             optional={"name": value, "language": st.sampled_from(["es", "xx"]) | value,
                       "delay_seconds": numbers, "event": value, "properties": json_values}))
         return json.dumps(survey).encode(), content_type
+    if kind == "delighted":  # Delighted's POST routes: their own fields, any values
+        value = st.sampled_from(VALUES) | any_text | numbers
+        email = (st.sampled_from(["new@example.com", "bob@example.com"]) | any_text
+                 | st.builds("p{}@example.com".format, st.integers(0, 10**9)))
+        required, optional = {
+            "delighted.create_person": (
+                {"email": email},
+                {"name": value, "delay": numbers, "send": json_values,
+                 "properties": json_values}),
+            "delighted.create_response": (
+                {"person_email": email, "score": st.integers(0, 10) | numbers},
+                {"person": value, "comment": value, "created_at": numbers,
+                 "person_properties": json_values}),
+            "delighted.create_unsubscribe": ({"person_email": email}, {}),
+        }[rule.endpoint.removesuffix("_json")]
+        body = data.draw(st.fixed_dictionaries(required, optional=optional))
+        return json.dumps(body).encode(), content_type
     return data.draw(st.binary(max_size=300)), content_type
 
 
@@ -525,7 +552,8 @@ def fuzz_once(w: World, rule, data) -> None:
     method = data.draw(methods if aimed else methods | st.sampled_from(OTHER_METHODS))
     values = numbers | st.sampled_from([*VALUES, *URLS, str(w.campaign)])
     api = rule.endpoint.startswith("api.v1.")
-    names = openapi.query_parameters(rule.rule, method) if aimed and api else ARGS
+    names = openapi.query_parameters(rule.rule, method) if aimed and api else \
+        DELIGHTED_ARGS if aimed and rule.endpoint.startswith("delighted.") else ARGS
     query = data.draw(st.fixed_dictionaries({}, optional=dict.fromkeys(names, values))
                       if aimed else st.dictionaries(st.sampled_from(ARGS) | any_text,
                                                     values | any_text, max_size=6))
@@ -542,6 +570,8 @@ def fuzz_once(w: World, rule, data) -> None:
         headers["Content-Type"] = content_type
     if aimed and api:
         headers["Authorization"] = f"Bearer {w.api_key}"
+    if aimed and rule.endpoint.startswith("delighted."):
+        headers["Authorization"] = w.delighted_auth
     check(w, rule.endpoint, client, method, path, data=body, headers=headers,
           query_string=urlencode(query, errors="surrogatepass"))
 
