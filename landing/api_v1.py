@@ -19,11 +19,11 @@ from survey_mailer import campaigns as campaigns_
 from survey_mailer.clock import parse, stamp
 from survey_mailer.errors import Invalid, NotFound, Refused, SurveyError
 
-from . import openapi
+from . import api_limits, openapi
 from .args import MAX_ID
 from .db import get_db
 from .errors import ApiError, json_response
-from .extensions import csrf, limiter
+from .extensions import csrf
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # a bearer key, never a cookie, authorises: no cross-site request can forge it
@@ -65,7 +65,7 @@ def _api_key() -> dict:
 @bp.before_request
 def authorise():
     """Every route needs a valid bearer key and takes only the parameters it documents."""
-    _api_key()
+    api_limits.spend(_api_key()["id"])
     known = openapi.query_parameters(request.url_rule.rule, request.method)
     for name in request.args:
         if name not in known:  # a misspelt `campain` must not quietly mean every campaign
@@ -74,19 +74,7 @@ def authorise():
                                    else "this route takes none"), name[:100])
 
 
-def too_many(limit) -> None:
-    raise ApiError(429, f"this API key's rate limit ({limit.limit}) is used up: try again "
-                        f"in Retry-After seconds")
-
-
-# One budget per key across every route. Flask-Limiter checks it before the blueprint's
-# own hooks, so its key function is what checks the key first: a 401 counts against no
-# one, and its ApiError reaches the error handler (Flask-Limiter re-raises what a key
-# function raises, as long as RATELIMIT_SWALLOW_ERRORS and an in-memory fallback are off).
-# A limit on the blueprint rather than on each view: one check per request, not two.
-limiter.shared_limit(
-    lambda: _settings()["SURVEY_API_RATE_LIMIT"], scope="api-v1",
-    key_func=lambda: f"api-key:{_api_key()['id']}", on_breach=too_many)(bp)
+bp.after_request(api_limits.add_headers)
 
 
 def _scoped(campaign_id: int | None, field: str | None = "campaign") -> int | None:

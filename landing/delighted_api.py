@@ -16,10 +16,11 @@ from werkzeug.datastructures import MultiDict
 from survey_mailer import api_keys, delighted, transactional
 from survey_mailer.errors import Invalid, NotFound
 
-from .api_v1 import json_object, too_many
+from . import api_limits
+from .api_v1 import json_object
 from .db import get_db
 from .errors import ApiError, json_response
-from .extensions import csrf, limiter
+from .extensions import csrf
 
 bp = Blueprint("delighted", __name__, url_prefix="/delighted/v1")
 csrf.exempt(bp)  # a key, never a cookie, authorises
@@ -59,14 +60,12 @@ def _key() -> dict:
     return found
 
 
-limiter.shared_limit(
-    lambda: _settings()["SURVEY_API_RATE_LIMIT"], scope="api-v1",
-    key_func=lambda: f"api-key:{_key()['id']}", on_breach=too_many)(bp)
-
-
 @bp.before_request
 def authorise():
-    _key()
+    api_limits.spend(_key()["id"])
+
+
+bp.after_request(api_limits.add_headers)
 
 
 def _campaign() -> int:
