@@ -539,12 +539,29 @@ def staff_group():
 @command(staff_group, "add")
 @click.argument("email")
 @click.option("--password", help="The password (prompted for, hidden, when omitted).")
-def staff_add(state: State, email: str, password: str | None):
-    """Create a staff account, or set a new password for an existing one."""
+@click.option("--role", type=click.Choice(users.ROLES),
+              help="support, marketer or admin (a new account: support; the first: admin).")
+def staff_add(state: State, email: str, password: str | None, role: str | None):
+    """Create a staff account, or set a new password (and role) for an existing one."""
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _, created = users.add_user(state.db, email, password)
-    click.echo(f"{'Created' if created else 'Updated the password of'} staff account {email}")
+    user_id, created = users.add_user(state.db, email, password, role)
+    (role,) = state.db.execute("SELECT role FROM staff_users WHERE id = ?", [user_id]
+                               ).fetchone()
+    click.echo(f"{'Created' if created else 'Updated the password of'} staff account {email}"
+               f" ({role})")
+
+
+@command(staff_group, "list")
+@format_option
+def staff_list(state: State, fmt: str):
+    """List staff accounts with their roles."""
+    rows = users.list_users(state.db)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['email']}\t{row['role']}\t{iso(row['last_login_at']) or 'never'}")
 
 
 @command(cli, "notify")

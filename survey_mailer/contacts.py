@@ -143,6 +143,13 @@ def import_csv(db: sqlite_utils.Database,
     return import_rows(db, parse_csv(source))
 
 
+def get(db: sqlite_utils.Database, contact_id: int) -> dict:
+    row = db.execute("SELECT * FROM contacts WHERE id = ?", [contact_id]).fetchone()
+    if row is None:
+        raise NotFound("contact", contact_id)
+    return dict(row)
+
+
 def get_by_email(db: sqlite_utils.Database, email: str) -> dict:
     row = db.execute("SELECT * FROM contacts WHERE email = ?", [email]).fetchone()
     if row is None:
@@ -177,6 +184,53 @@ def list_contacts(db: sqlite_utils.Database) -> list[dict]:
         row["attributes"] = json.loads(row["attributes"])
         rows.append(row)
     return rows
+
+
+STATUSES = ("subscribed", "unsubscribed", "suppressed", "erased")
+STATUS_SQL = {
+    "subscribed": "c.unsubscribed_at IS NULL AND c.suppressed_at IS NULL"
+                  " AND c.erased_at IS NULL",
+    "unsubscribed": "c.unsubscribed_at IS NOT NULL AND c.erased_at IS NULL",
+    "suppressed": "c.suppressed_at IS NOT NULL AND c.erased_at IS NULL",
+    "erased": "c.erased_at IS NOT NULL",
+}
+
+
+def search(db: sqlite_utils.Database, *, q: str = "", attribute: str = "", value: str = "",
+           status: str = "", page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:
+    """Return one page of contacts matching a search, newest first, and how many match.
+
+    `q` is matched in the name, email and company; `attribute` = `value` (any value when
+    empty) filters by an attribute; `status` is one of STATUSES (every contact when empty).
+    """
+    where, params = ["1"], []
+    if q.strip():
+        like = "%" + (q.strip().replace("\\", "\\\\").replace("%", "\\%")
+                      .replace("_", "\\_")) + "%"
+        where.append("(c.name LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\'"
+                     " OR c.company LIKE ? ESCAPE '\\')")
+        params += [like, like, like]
+    if attribute:
+        if value:
+            where.append("json_extract(c.attributes, ?) = ?")
+            params += [f'$."{attribute}"', value]
+        else:
+            where.append("json_extract(c.attributes, ?) IS NOT NULL")
+            params.append(f'$."{attribute}"')
+    if status in STATUS_SQL:
+        where.append(STATUS_SQL[status])
+    condition = " AND ".join(where)
+    total = db.execute(f"SELECT count(*) FROM contacts c WHERE {condition}", params
+                       ).fetchone()[0]
+    rows = []
+    for row in db.execute(f"SELECT * FROM contacts c WHERE {condition} ORDER BY c.id DESC"
+                          f" LIMIT ? OFFSET ?", [*params, per_page, (page - 1) * per_page]):
+        row = dict(row)
+        row["attributes"] = json.loads(row["attributes"])
+        row["status"] = ("erased" if row["erased_at"] else "suppressed" if row["suppressed_at"]
+                         else "unsubscribed" if row["unsubscribed_at"] else "subscribed")
+        rows.append(row)
+    return rows, total
 
 
 def attribute_names(db: sqlite_utils.Database, sample: int = 2000) -> list[str]:

@@ -30,6 +30,7 @@ def of_contact(db: sqlite_utils.Database, contact_id: int, policy: str) -> dict:
             SELECT d.id AS delivery_id, d.status, d.sent_at, d.due_at, d.event, d.source,
                    d.error, cp.id AS campaign_id, cp.name AS campaign,
                    r.id AS response_id, r.score, r.comment, r.confirmed, r.automated,
+                   r.seen, r.imported,
                    r.responded_at, r.testimonial_consent, {counted_sql(policy)} AS counted,
                    k.status AS case_status,
                    (SELECT count(*) FROM reminders m WHERE m.delivery_id = d.id
@@ -42,10 +43,10 @@ def of_contact(db: sqlite_utils.Database, contact_id: int, policy: str) -> dict:
             [contact_id]):
         survey = dict(d)
         survey["segment"] = segment(survey["score"]) if survey["score"] is not None else None
-        if survey["segment"] == "detractor" and survey["counted"]:
+        if survey["segment"] == "detractor" and survey["counted"] and not survey["imported"]:
             survey["case_status"] = survey["case_status"] or "new"
         survey["clicks"] = [dict(c) for c in db.execute(
-            "SELECT score, kind, method, clicked_at, automated, reason FROM clicks"
+            "SELECT score, kind, method, clicked_at, automated, reason, seen FROM clicks"
             " WHERE delivery_id = ? ORDER BY id", [survey["delivery_id"]])]
         surveys.append(survey)
     contact["surveys"] = surveys

@@ -552,3 +552,10 @@ def m020_imported_index(db: sqlite_utils.Database) -> None:
     # Issue 12: history imported from another tool counts, but is never a case. The few
     # imported rows are found through their own small index.
     db.execute("CREATE INDEX responses_imported ON responses(score) WHERE imported = 1")
+
+
+@migrations()
+def m021_staff_roles(db: sqlite_utils.Database) -> None:
+    # Issue 13: roles (SPEC 12). Accounts made before roles could do everything: admins.
+    db.execute("ALTER TABLE staff_users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'"
+               " CHECK (role IN ('support', 'marketer', 'admin'))")

@@ -17,7 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from .addresses import valid_email
 from .clock import now, parse, shift, utcnow
 from .db import write
-from .errors import SurveyError
+from .errors import NotFound, SurveyError
 
 MIN_PASSWORD = 10
 # Hashed the same way whether or not the account exists, so timing does not reveal accounts.
@@ -49,24 +49,89 @@ def _new_token() -> str:
     return secrets.token_hex(16)
 
 
-def add_user(db: sqlite_utils.Database, email: str, password: str) -> tuple[int, bool]:
-    """Create a staff account or reset its password (ending its sessions); return (id, created)."""
+# Each role may do what the ones before it may (SPEC 12): support staff read and follow up,
+# marketers also run contacts and campaigns, admins also manage accounts and API keys.
+ROLES = ("support", "marketer", "admin")
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise SurveyError(f'role "{role}" is not one of {", ".join(ROLES)}')
+    return role
+
+
+def allows(role: str, needed: str) -> bool:
+    """Return whether an account of `role` may open what needs `needed`."""
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def add_user(db: sqlite_utils.Database, email: str, password: str,
+             role: str | None = None) -> tuple[int, bool]:
+    """Create a staff account or reset its password (ending its sessions); return (id, created).
+
+    A new account gets `role` (support when None); the first account is an admin whatever is
+    asked, so someone can manage the others. An existing one keeps its role unless given.
+    """
     email = email.strip()
     if not valid_email(email):
         raise SurveyError(f'"{email}" is not an email address')
+    if role is not None:
+        check_role(role)
     if len(password) < MIN_PASSWORD:
         raise SurveyError(f"the password is too short: use at least {MIN_PASSWORD} characters")
     hashed = generate_password_hash(password, method="scrypt")
     with write(db) as conn:
         row = conn.execute("SELECT id FROM staff_users WHERE email = ?", [email]).fetchone()
         if row:
-            conn.execute("UPDATE staff_users SET password_hash = ?, session_token = ? "
-                         "WHERE id = ?", [hashed, _new_token(), row[0]])
+            conn.execute("UPDATE staff_users SET password_hash = ?, session_token = ?,"
+                         " role = coalesce(?, role) WHERE id = ?",
+                         [hashed, _new_token(), role, row[0]])
             return row[0], False
+        first = conn.execute("SELECT count(*) FROM staff_users").fetchone()[0] == 0
         cursor = conn.execute(
-            "INSERT INTO staff_users (email, password_hash, session_token, created_at) "
-            "VALUES (?, ?, ?, ?)", [email, hashed, _new_token(), now()])
+            "INSERT INTO staff_users (email, password_hash, session_token, created_at, role) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [email, hashed, _new_token(), now(), "admin" if first else role or "support"])
         return cursor.lastrowid, True
+
+
+class LastAdmin(SurveyError):
+    """The change would leave the workspace without an admin."""
+
+
+def _keep_an_admin(conn, user_id: int) -> None:
+    others = conn.execute("SELECT count(*) FROM staff_users WHERE role = 'admin' AND id != ?",
+                          [user_id]).fetchone()[0]
+    if not others:
+        raise LastAdmin("the workspace needs an admin: make another account admin first")
+
+
+def set_role(db: sqlite_utils.Database, user_id: int, role: str) -> None:
+    """Change an account's role (never the last admin's away); its sessions end."""
+    check_role(role)
+    with write(db) as conn:
+        if conn.execute("SELECT 1 FROM staff_users WHERE id = ?", [user_id]).fetchone() is None:
+            raise NotFound("staff account", user_id)
+        if role != "admin":
+            _keep_an_admin(conn, user_id)
+        conn.execute("UPDATE staff_users SET role = ?, session_token = ? WHERE id = ?",
+                     [role, _new_token(), user_id])
+
+
+def remove_user(db: sqlite_utils.Database, user_id: int) -> str:
+    """Remove an account (never the last admin); return its email. Its cases stay, unassigned."""
+    with write(db) as conn:
+        row = conn.execute("SELECT email FROM staff_users WHERE id = ?", [user_id]).fetchone()
+        if row is None:
+            raise NotFound("staff account", user_id)
+        _keep_an_admin(conn, user_id)
+        conn.execute("UPDATE cases SET assignee_id = NULL WHERE assignee_id = ?", [user_id])
+        conn.execute("UPDATE cases SET updated_by = NULL WHERE updated_by = ?", [user_id])
+        conn.execute("UPDATE case_notes SET author_id = NULL WHERE author_id = ?", [user_id])
+        conn.execute("UPDATE testimonials SET reviewed_by = NULL WHERE reviewed_by = ?",
+                     [user_id])
+        conn.execute("DELETE FROM staff_users WHERE id = ?", [user_id])
+    return row[0]
 
 
 def _lock_key(email: str) -> str:
@@ -130,7 +195,7 @@ def from_session(db: sqlite_utils.Database, stored: str) -> dict | None:
     user_id, _, token = stored.partition(":")
     if not (user_id.isascii() and user_id.isdigit() and len(user_id) < 19 and token):
         return None
-    row = db.execute("SELECT id, email, session_token FROM staff_users WHERE id = ?",
+    row = db.execute("SELECT id, email, session_token, role FROM staff_users WHERE id = ?",
                      [int(user_id)]).fetchone()
     if row is None or not hmac.compare_digest(row["session_token"].encode(), token.encode()):
         return None
@@ -145,5 +210,6 @@ def end_sessions(db: sqlite_utils.Database, user_id: int) -> None:
 
 
 def list_users(db: sqlite_utils.Database) -> list[dict]:
-    """Return every account's id and email, by email."""
-    return [dict(r) for r in db.execute("SELECT id, email FROM staff_users ORDER BY email")]
+    """Return every account's id, email, role and last login, by email."""
+    return [dict(r) for r in db.execute(
+        "SELECT id, email, role, created_at, last_login_at FROM staff_users ORDER BY email")]

@@ -71,7 +71,7 @@ def test_a_new_password_from_the_command_line_ends_every_session(app, db, runner
     login(colleague, OTHER, "another long password")
     saved = _session_cookie(mine)
     result = runner("staff", "add", EMAIL, "--password", "a brand new password")
-    assert result.output == f"Updated the password of staff account {EMAIL}\n"
+    assert result.output == f"Updated the password of staff account {EMAIL} (admin)\n"
     assert not _opens_dashboard(mine)
     mine.set_cookie("session", saved)
     assert not _opens_dashboard(mine)

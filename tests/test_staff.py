@@ -48,7 +48,7 @@ def answered(db, sent_campaign):
 def test_staff_add_with_password_and_prompt(runner, db):
     result = runner("staff", "add", "lead@acme.test", "--password", "a long password")
     assert result.exit_code == 0
-    assert result.output == "Created staff account lead@acme.test\n"
+    assert result.output == "Created staff account lead@acme.test (admin)\n"
     stored = db.execute("SELECT password_hash FROM staff_users").fetchone()[0]
     assert stored.startswith("scrypt:") and "a long password" not in stored
     result = runner("staff", "add", "lead@acme.test", input="another secret\nanother secret\n")

@@ -22,6 +22,7 @@ from flask import (
 from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 
+from survey_mailer import users
 from survey_mailer.clock import utcnow
 
 from ..extensions import login_manager
@@ -72,10 +73,25 @@ def session_expiry():
     return None
 
 
+@bp.app_context_processor
+def roles():
+    """`allows("marketer")` in templates: whether the account may open what needs that role."""
+    return {"allows": lambda needed: current_user.is_authenticated
+            and users.allows(current_user.role, needed)}
+
+
 @bp.after_request
 def no_store(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
-from . import auth, cases, dashboard, responses, testimonials  # noqa: E402,F401  (routes)
+from . import (  # noqa: E402,F401  (routes)
+    auth,
+    cases,
+    contacts,
+    dashboard,
+    responses,
+    team,
+    testimonials,
+)

@@ -24,6 +24,7 @@ class User(UserMixin):
     def __init__(self, row: dict):
         self.id = row["id"]
         self.email = row["email"]
+        self.role = row["role"]
         self.session_id = users.session_id(row)
 
     def get_id(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, TextAreaField
 from wtforms.validators import Length
@@ -16,6 +16,7 @@ from ..args import int_arg
 from ..background import dispatch_soon
 from ..db import get_db
 from . import bp, policy, settings
+from .roles import role_required
 
 
 class CaseForm(FlaskForm):
@@ -25,7 +26,7 @@ class CaseForm(FlaskForm):
 
 
 @bp.get("/followups")
-@login_required
+@role_required("support")
 def followups():
     db = get_db()
     status = request.args.get("status", "")
@@ -42,7 +43,7 @@ def followups():
 
 
 @bp.route("/followups/<id:response_id>", methods=["GET", "POST"])
-@login_required
+@role_required("support")
 def case(response_id: int):
     db = get_db()
     try:

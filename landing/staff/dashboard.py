@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import render_template, request
-from flask_login import login_required
 from markupsafe import Markup
 
 from survey_mailer import charts, notify
@@ -13,12 +12,13 @@ from survey_mailer.clock import ago
 from ..args import int_arg
 from ..db import get_db
 from . import bp, policy
+from .roles import role_required
 
 PROBLEM_DAYS = 7  # how long a failed alert or webhook stays on the dashboard
 
 
 @bp.get("/")
-@login_required
+@role_required("support")
 def dashboard():
     db = get_db()
     data = dashboard_.summary(db, policy(), campaign_id=int_arg("campaign"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from survey_mailer import campaigns as campaigns_
 from survey_mailer import csvfiles, humans, notify, responses, scores
@@ -15,6 +15,7 @@ from ..args import MAX_ID, int_arg
 from ..background import dispatch_soon
 from ..db import get_db
 from . import PostForm, bp, policy, settings
+from .roles import role_required
 
 PAGE_SIZE = 100
 
@@ -48,7 +49,7 @@ def _args(where: responses.Filter) -> dict:
 
 
 @bp.get("/responses")
-@login_required
+@role_required("support")
 def responses_page():
     db = get_db()
     where = _filter()
@@ -64,7 +65,7 @@ def responses_page():
 
 
 @bp.post("/responses/<id:response_id>/restore")
-@login_required
+@role_required("support")
 def restore(response_id: int):
     if not PostForm().validate_on_submit():
         abort(400)
@@ -89,7 +90,7 @@ def _same_site(url: str | None) -> bool:
 
 
 @bp.get("/responses.csv")
-@login_required
+@role_required("support")
 def responses_csv():
     where = _filter()
     rows = responses.export_rows(get_db(), policy(), where)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import Length
@@ -13,6 +13,7 @@ from survey_mailer.errors import NotFound, SurveyError
 
 from ..db import get_db
 from . import bp
+from .roles import role_required
 
 ACTIONS = {"approve": "Approve", "reject": "Reject", "rename": "Save name"}
 DONE = {"approve": "Approved and published", "reject": "Rejected", "rename": "Name saved"}
@@ -28,7 +29,7 @@ def _status(value: str | None) -> str:
 
 
 @bp.get("/testimonials")
-@login_required
+@role_required("support")
 def testimonials():
     status = _status(request.args.get("status"))
     db = get_db()
@@ -41,7 +42,7 @@ def testimonials():
 
 
 @bp.post("/testimonials/<id:response_id>")
-@login_required
+@role_required("support")
 def moderate(response_id: int):
     form = TestimonialForm(prefix=f"t{response_id}")
     if not form.validate_on_submit():
