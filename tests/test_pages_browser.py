@@ -21,7 +21,7 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PHONE = 320
 LONG = "maria-jose.fernandez-lopez@subsidiary.example.com"
-NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses"]
+NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses", "Contacts", "Team", "API keys"]
 
 
 @pytest.fixture
@@ -56,7 +56,8 @@ def site(promoter_links, live_server, db, sent_campaign, staff_user, links):
     for score in (0, 5, 10):  # a scanner's burst: every button within a second
         humans.record_click(db, scanned, score, method="GET", user_agent="Mozilla/5.0")
     bob = links.token("score", ids["bob@example.com"])
-    return {"base": live_server, "case": case, "bob": bob,
+    contact = db.execute("SELECT id FROM contacts WHERE email = 'ana@example.com'").fetchone()[0]
+    return {"base": live_server, "case": case, "bob": bob, "contact": contact,
             "unsubscribe": links.token("unsubscribe", ids[LONG])}
 
 
@@ -92,7 +93,10 @@ def every_page(page, site):
                        (f"/staff/followups/{site['case']}", "a case"),
                        ("/staff/testimonials?status=all", "testimonials"),
                        ("/staff/responses", "responses"),
-                       ("/staff/responses?filtered=1", "filtered responses")):
+                       ("/staff/responses?filtered=1", "filtered responses"),
+                       ("/staff/contacts", "contacts"),
+                       (f"/staff/contacts/{site['contact']}", "a contact"),
+                       ("/staff/team", "team"), ("/staff/api-keys", "api keys")):
         page.goto(base + path)
         yield "staff " + name
 
@@ -115,7 +119,7 @@ def test_every_page_fits_a_320px_phone(page, site, artifacts):
                 box = page.locator("header nav a", has_text=label).bounding_box()
                 assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE, \
                     f"{name}: the navigation's {label!r} is out of sight: {box}"
-    assert len(seen) == 16
+    assert len(seen) == 20
 
 
 @pytest.mark.parametrize(("width", "scheme"), [(PHONE, "light"), (1280, "light"),
