@@ -21,7 +21,7 @@ from . import contacts as contacts_
 from . import db as db_
 from . import links as links_
 from .clock import iso, stamp
-from .compose import Composer
+from .compose import preview_html
 from .errors import ImportFailed, SurveyError
 from .sender import Sender, Summary
 from .sender import from_config as sender_from_config
@@ -303,10 +303,7 @@ def campaign_preview(state: State, campaign_id: int, language: str, output: Path
     campaign = campaigns_.get(state.db, campaign_id)
     campaign["postal_address"] = (campaign["postal_address"]
                                   or state.config["SURVEY_POSTAL_ADDRESS"])
-    composer = Composer(campaign, links_.from_config(state.config))
-    html = composer.skeleton(language).html
-    for placeholder, value in (("@@T@@", "preview"), ("@@U@@", "preview"), ("@@G@@", "")):
-        html = html.replace(placeholder, value)
+    html = preview_html(campaign, language, links_.from_config(state.config))
     if output:
         output.write_text(html, encoding="utf-8")
         click.echo(f"Wrote {output}")

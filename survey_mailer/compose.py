@@ -87,6 +87,17 @@ def render_html(campaign: dict, language: str, links: Links) -> str:
     return BLOCK_TAG_RE.sub(">\n", result)
 
 
+def preview_html(campaign: dict, language: str, links: Links) -> str:
+    """The campaign's email in one language as a recipient sees it, with inert links and the
+    greeting of a contact without a name (campaign preview, the staff preview page)."""
+    html = Composer(campaign, links).skeleton(language).html
+    greeting = strings(language)["greeting_anonymous"]
+    for placeholder, value in ((TOKEN, "preview"), (UNSUBSCRIBE, "preview"),
+                               (GREETING, greeting)):
+        html = html.replace(placeholder, value)
+    return html
+
+
 def render_text(campaign: dict, language: str, links: Links) -> str:
     """Render the plain-text part for one language (placeholders left in)."""
     return _jinja_text.get_template("survey.txt").render(_context(campaign, language, links))

@@ -166,6 +166,16 @@ def schedule_at(db: sqlite_utils.Database, campaign_id: int, moment: datetime) -
                      [stamp(moment), campaign_id])
 
 
+def schedule_now(db: sqlite_utils.Database, campaign_id: int) -> None:
+    """Have the worker send a campaign at its next round (the web's "send now")."""
+    campaign = campaigns.get(db, campaign_id)
+    if campaign["started_at"]:
+        raise SurveyError(f"campaign {campaign_id} has started sending already")
+    with write(db) as conn:
+        conn.execute("UPDATE campaigns SET send_at = ?, every = NULL WHERE id = ?",
+                     [stamp(utcnow()), campaign_id])
+
+
 def schedule_every(db: sqlite_utils.Database, campaign_id: int, every: str, zone: ZoneInfo,
                    spread_days: int = DEFAULT_SPREAD_DAYS) -> Period:
     """Make a campaign recurring; return the first period, the next one to start."""

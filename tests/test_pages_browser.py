@@ -21,7 +21,7 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PHONE = 320
 LONG = "maria-jose.fernandez-lopez@subsidiary.example.com"
-NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses", "Contacts", "Team", "API keys"]
+NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses", "Contacts", "Campaigns", "Team", "API keys"]
 
 
 @pytest.fixture
@@ -58,6 +58,7 @@ def site(promoter_links, live_server, db, sent_campaign, staff_user, links):
     bob = links.token("score", ids["bob@example.com"])
     contact = db.execute("SELECT id FROM contacts WHERE email = 'ana@example.com'").fetchone()[0]
     return {"base": live_server, "case": case, "bob": bob, "contact": contact,
+            "campaign": sent_campaign,
             "unsubscribe": links.token("unsubscribe", ids[LONG])}
 
 
@@ -96,6 +97,11 @@ def every_page(page, site):
                        ("/staff/responses?filtered=1", "filtered responses"),
                        ("/staff/contacts", "contacts"),
                        (f"/staff/contacts/{site['contact']}", "a contact"),
+                       ("/staff/campaigns", "campaigns"),
+                       (f"/staff/campaigns/{site['campaign']}", "a campaign"),
+                       (f"/staff/campaigns/{site['campaign']}/preview?language=es",
+                        "campaign preview"),
+                       ("/staff/campaigns/new", "new campaign"),
                        ("/staff/team", "team"), ("/staff/api-keys", "api keys")):
         page.goto(base + path)
         yield "staff " + name
@@ -119,7 +125,7 @@ def test_every_page_fits_a_320px_phone(page, site, artifacts):
                 box = page.locator("header nav a", has_text=label).bounding_box()
                 assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE, \
                     f"{name}: the navigation's {label!r} is out of sight: {box}"
-    assert len(seen) == 20
+    assert len(seen) == 24
 
 
 @pytest.mark.parametrize(("width", "scheme"), [(PHONE, "light"), (1280, "light"),

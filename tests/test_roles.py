@@ -14,6 +14,7 @@ ADMIN, MARKETER, SUPPORT = "admin@acme.test", "marketer@acme.test", "support@acm
 PAGES = {"/staff/": "support", "/staff/followups": "support",
          "/staff/testimonials": "support", "/staff/responses": "support",
          "/staff/responses.csv": "support", "/staff/contacts": "marketer",
+         "/staff/campaigns": "marketer", "/staff/campaigns/new": "marketer",
          "/staff/team": "admin", "/staff/api-keys": "admin"}
 
 

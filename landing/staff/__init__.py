@@ -88,6 +88,7 @@ def no_store(response: Response) -> Response:
 
 from . import (  # noqa: E402,F401  (routes)
     auth,
+    campaigns,
     cases,
     contacts,
     dashboard,

@@ -1,0 +1,127 @@
+"""/staff/campaigns for marketers: create, edit, preview, schedule (the worker sends),
+progress, pause and resume."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import csrf_token, outbox
+from staff_support import PASSWORD, XSS, login
+
+from landing import create_app
+from survey_mailer import config as config_
+from survey_mailer import users
+from survey_mailer.worker import Worker
+
+FIELDS = {"name": "Q1 relationship", "subject": "One question", "sender": "Acme <nps@acme.test>",
+          "brand": "", "postal_address": "1 Main St\nSpringfield", "segment": "",
+          "remind_after_days": ""}
+
+
+@pytest.fixture
+def marketer(db, contacts_csv, runner):
+    assert runner("contacts", "import", str(contacts_csv)).exit_code == 0
+    users.add_user(db, "admin@acme.test", PASSWORD)
+    users.add_user(db, "marketer@acme.test", PASSWORD, "marketer")
+    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
+    assert login(client, "marketer@acme.test").status_code == 302
+    return client
+
+
+def create(client, **fields) -> object:
+    token = csrf_token(client.get("/staff/campaigns/new").text)
+    return client.post("/staff/campaigns/new", data={**FIELDS, **fields, "csrf_token": token})
+
+
+def test_create_edit_and_list(marketer, db):
+    reply = create(marketer, name=XSS, segment="company=Acme\nplan=pro")
+    assert reply.status_code == 303
+    campaign_id = int(reply.headers["Location"].rsplit("/", 1)[1])
+    row = db.execute("SELECT name, postal_address, segment, brand FROM campaigns").fetchone()
+    assert tuple(row) == (XSS, "1 Main St, Springfield", '{"company": "Acme", "plan": "pro"}',
+                          "Acme")
+    page = marketer.get(f"/staff/campaigns/{campaign_id}").text
+    assert XSS not in page and "&lt;script&gt;" in page
+    assert "<strong>1</strong> contacts would get it now" in page  # ana: Acme, pro
+    listing = marketer.get("/staff/campaigns").text
+    assert XSS not in listing and "draft" in listing
+    token = csrf_token(page)
+    reply = marketer.post(f"/staff/campaigns/{campaign_id}/edit",
+                          data={**FIELDS, "subject": "Two words?", "csrf_token": token})
+    assert reply.status_code == 303
+    assert db.execute("SELECT subject, segment FROM campaigns").fetchone()[:] == \
+        ("Two words?", "{}")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"sender": "not an address"}, "is not an email address"),
+    ({"segment": "no equals sign"}, "is not ATTRIBUTE=VALUE"),
+    ({"segment": "shoe_size=42"}, "no contact has the attribute &#34;shoe_size&#34;"),
+    ({"name": ""}, "This field is required."),
+    ({"remind_after_days": "400"}, "Number must be between 0 and 365."),
+])
+def test_a_bad_campaign_is_a_400_naming_the_problem(marketer, db, fields, message):
+    reply = create(marketer, **fields)
+    assert reply.status_code == 400
+    assert message in reply.text
+    assert db.execute("SELECT count(*) FROM campaigns").fetchone()[0] == 0
+
+
+def test_preview_in_every_language(marketer, db):
+    campaign_id = int(create(marketer).headers["Location"].rsplit("/", 1)[1])
+    page = marketer.get(f"/staff/campaigns/{campaign_id}/preview?language=es")
+    assert page.status_code == 200
+    assert page.text.count("<iframe") == 2 and 'width="375"' in page.text
+    email = marketer.get(f"/staff/campaigns/{campaign_id}/email.html?language=es")
+    assert "recomiende Acme" in email.text and "Hola:" in email.text
+    assert "frame-ancestors 'self'" in email.headers["Content-Security-Policy"]
+    assert "script-src" not in email.headers["Content-Security-Policy"]
+    assert email.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert marketer.get(f"/staff/campaigns/{campaign_id}/preview?language=de"
+                        ).status_code == 404
+
+
+def test_send_now_is_the_worker_s_job_and_pause_holds_it(marketer, db, settings):
+    campaign_id = int(create(marketer).headers["Location"].rsplit("/", 1)[1])
+    page = marketer.get(f"/staff/campaigns/{campaign_id}").text
+    token = csrf_token(page)
+    reply = marketer.post(f"/staff/campaigns/{campaign_id}/schedule",
+                          data={"csrf_token": token, "action": "now"})
+    assert reply.status_code == 303
+    assert outbox(settings) == {}  # the web request sent nothing itself
+    # Paused before the worker's round: nothing goes out.
+    assert marketer.post(f"/staff/campaigns/{campaign_id}/pause",
+                         data={"csrf_token": token}).status_code == 303
+    worker = Worker(db, config_.load())
+    worker.round()
+    assert outbox(settings) == {}
+    progress = marketer.get(f"/staff/campaigns/{campaign_id}/progress.json").json
+    assert (progress["remaining"], progress["paused"], progress["status"]) == (4, True,
+                                                                                "paused")
+    marketer.post(f"/staff/campaigns/{campaign_id}/resume", data={"csrf_token": token})
+    worker.round()
+    assert len(outbox(settings)) == 4
+    progress = marketer.get(f"/staff/campaigns/{campaign_id}/progress.json").json
+    assert {k: progress[k] for k in ("sent", "failed", "remaining", "status")} == {
+        "sent": 4, "failed": 0, "remaining": 0, "status": "sent"}
+    # Sent: its content can no longer change.
+    reply = marketer.post(f"/staff/campaigns/{campaign_id}/edit",
+                          data={**FIELDS, "subject": "Changed", "csrf_token": token})
+    assert reply.status_code == 400 and "has started sending" in reply.text
+
+
+def test_schedules_from_the_browser(marketer, db):
+    campaign_id = int(create(marketer).headers["Location"].rsplit("/", 1)[1])
+    token = csrf_token(marketer.get(f"/staff/campaigns/{campaign_id}").text)
+    url = f"/staff/campaigns/{campaign_id}/schedule"
+    marketer.post(url, data={"csrf_token": token, "action": "at", "at": "2099-03-01T09:30"})
+    assert db.execute("SELECT send_at FROM campaigns").fetchone()[0] == \
+        "2099-03-01 09:30:00.000000"
+    marketer.post(url, data={"csrf_token": token, "action": "at", "at": "2001-01-01T09:30"})
+    assert "has passed" in marketer.get(f"/staff/campaigns/{campaign_id}").text
+    marketer.post(url, data={"csrf_token": token, "action": "every", "every": "quarter"})
+    assert db.execute("SELECT every FROM campaigns").fetchone()[0] == "quarter"
+    marketer.post(url, data={"csrf_token": token, "action": "off"})
+    assert tuple(db.execute("SELECT every, send_at FROM campaigns").fetchone()) == (None, None)
+    assert marketer.post(url, data={"action": "now"}).status_code == 400  # no CSRF token
+    assert marketer.post("/staff/campaigns/999/schedule",
+                         data={"csrf_token": token, "action": "now"}).status_code == 404
