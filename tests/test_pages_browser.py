@@ -21,7 +21,8 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PHONE = 320
 LONG = "maria-jose.fernandez-lopez@subsidiary.example.com"
-NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses", "Contacts", "Campaigns", "Team", "API keys"]
+NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses", "Contacts", "Campaigns",
+       "Team", "API keys"]
 
 
 @pytest.fixture
