@@ -58,7 +58,8 @@ def check_segment(db: sqlite_utils.Database, segment: dict[str, str]) -> None:
                               f"name or an attribute column of the imported contacts")
 
 
-FIELDS = ("name", "subject", "sender", "brand", "postal_address", "segment",
+SUBJECTS = ("subject_es", "subject_fr", "subject_sv")  # empty: the `subject` (English)
+FIELDS = ("name", "subject", *SUBJECTS, "sender", "brand", "postal_address", "segment",
           "remind_after_days")
 
 
@@ -68,10 +69,13 @@ def _checked(db: sqlite_utils.Database, fields: dict) -> dict:
     # character in one (a pasted line break, a tab) is refused, not cleaned, so that nothing
     # goes out under a subject or sender that differs from what was typed. A line break in
     # them could add headers (Bcc:) to every message.
-    for label in ("name", "subject", "sender", "brand"):
-        problem = text_problem(f"the campaign {label}", fields.get(label) or "")
+    for label in ("name", "subject", *SUBJECTS, "sender", "brand"):
+        problem = text_problem(f"the campaign {label.replace('_', ' ')}",
+                               fields.get(label) or "")
         if problem:
             raise SurveyError(problem)
+        if label in SUBJECTS and label in fields:
+            fields[label] = (fields[label] or "").strip()
     for label in ("name", "subject"):
         if label in fields and not fields[label].strip():
             raise SurveyError(f"the campaign {label} must not be empty")
@@ -103,20 +107,24 @@ def _default_brand(sender: str) -> str:
 
 def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
            brand: str | None = None, segment: dict[str, str] | None = None,
-           postal_address: str = "", remind_after_days: int | None = None) -> int:
+           postal_address: str = "", remind_after_days: int | None = None,
+           subject_es: str = "", subject_fr: str = "", subject_sv: str = "") -> int:
     """Create a campaign and return its id.
 
-    An empty postal address means SURVEY_POSTAL_ADDRESS at send time (`ready`).
+    An empty postal address means SURVEY_POSTAL_ADDRESS at send time (`ready`); an empty
+    subject_es, _fr or _sv means the English `subject` for contacts in that language.
     """
     fields = _checked(db, {"name": name, "subject": subject, "sender": sender,
                            "brand": brand or "", "segment": segment or {},
                            "postal_address": postal_address or "",
-                           "remind_after_days": remind_after_days})
+                           "remind_after_days": remind_after_days, "subject_es": subject_es,
+                           "subject_fr": subject_fr, "subject_sv": subject_sv})
     fields["brand"] = (fields["brand"] or _default_brand(fields["sender"])).strip()
     with write(db) as conn:
         cursor = conn.execute(
-            "INSERT INTO campaigns (name, subject, sender, brand, postal_address, segment,"
-            " remind_after_days, created_at) VALUES (:name, :subject, :sender, :brand,"
+            "INSERT INTO campaigns (name, subject, subject_es, subject_fr, subject_sv, sender,"
+            " brand, postal_address, segment, remind_after_days, created_at) VALUES (:name,"
+            " :subject, :subject_es, :subject_fr, :subject_sv, :sender, :brand,"
             " :postal_address, :segment, :remind_after_days, :created_at)",
             {**fields, "created_at": now()})
     return cursor.lastrowid

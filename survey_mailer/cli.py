@@ -193,6 +193,12 @@ def campaign_options(required: bool):
         for option in reversed([
             click.option("--name", required=required, help="Internal name of the campaign."),
             click.option("--subject", required=required, help="Subject line of the email."),
+            click.option("--subject-es", help="Subject for contacts in Spanish "
+                         "(default: --subject)."),
+            click.option("--subject-fr", help="Subject for contacts in French "
+                         "(default: --subject)."),
+            click.option("--subject-sv", help="Subject for contacts in Swedish "
+                         "(default: --subject)."),
             click.option("--sender", required=required,
                          help='From address, e.g. "Acme <nps@acme.com>".'),
             click.option("--brand", help="Name in the question (default: the sender's name)."),
@@ -212,13 +218,14 @@ def campaign_options(required: bool):
 
 @command(campaign, "create")
 @campaign_options(required=True)
-def campaign_create(state: State, name, subject, sender, brand, segment, postal_address,
-                    remind_after_days):
+def campaign_create(state: State, name, subject, subject_es, subject_fr, subject_sv, sender,
+                    brand, segment, postal_address, remind_after_days):
     """Create a campaign; its id is printed alone on the last line."""
     campaign_id = campaigns_.create(
         state.db, name=name, subject=subject, sender=sender, brand=brand,
         segment=campaigns_.parse_segment(segment), postal_address=postal_address or "",
-        remind_after_days=remind_after_days)
+        remind_after_days=remind_after_days, subject_es=subject_es or "",
+        subject_fr=subject_fr or "", subject_sv=subject_sv or "")
     click.echo(f"Created campaign {name!r}")
     click.echo(campaign_id)
 
@@ -226,11 +233,12 @@ def campaign_create(state: State, name, subject, sender, brand, segment, postal_
 @command(campaign, "update")
 @click.argument("campaign_id", type=int)
 @campaign_options(required=False)
-def campaign_update(state: State, campaign_id: int, name, subject, sender, brand, segment,
-                    postal_address, remind_after_days):
+def campaign_update(state: State, campaign_id: int, name, subject, subject_es, subject_fr,
+                    subject_sv, sender, brand, segment, postal_address, remind_after_days):
     """Change a campaign; its content can change until its first message is sent."""
     changed = campaigns_.update(
-        state.db, campaign_id, name=name, subject=subject, sender=sender, brand=brand,
+        state.db, campaign_id, name=name, subject=subject, subject_es=subject_es,
+        subject_fr=subject_fr, subject_sv=subject_sv, sender=sender, brand=brand,
         segment=campaigns_.parse_segment(segment) if segment else None,
         postal_address=postal_address, remind_after_days=remind_after_days)
     click.echo(f"Campaign {campaign_id}: " + (f"changed {', '.join(changed)}" if changed

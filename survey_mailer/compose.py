@@ -61,6 +61,11 @@ def strings(language: str) -> dict[str, str]:
     return json.loads((TEMPLATES / "strings" / f"{language}.json").read_text("utf-8"))
 
 
+def subject_for(campaign: dict, language: str) -> str:
+    """The campaign's subject in a contact's language: its own, else the English one."""
+    return campaign.get(f"subject_{language}") or campaign["subject"]
+
+
 def _context(campaign: dict, language: str, links: Links) -> dict:
     s = strings(language)
     return {
@@ -72,7 +77,7 @@ def _context(campaign: dict, language: str, links: Links) -> dict:
         "honeypot_url": links.honeypot_url(TOKEN),
         "unsubscribe_url": links.unsubscribe_url(UNSUBSCRIBE),
         "brand": campaign["brand"],
-        "subject": campaign["subject"],
+        "subject": subject_for(campaign, language),
         "question": s["question"].format(brand=campaign["brand"]),
         "reason": s["reason"].format(brand=campaign["brand"]),
         "postal_address": campaign.get("postal_address") or "",
@@ -136,7 +141,7 @@ class Skeleton:
         # Header objects of the email package, which fold and encode them; the subject is
         # cleaned again here, whatever path it took into the database.
         msg["From"] = self._sender
-        msg["Subject"] = clean_text(campaign["subject"])
+        msg["Subject"] = clean_text(subject_for(campaign, self.language))
         msg["List-Unsubscribe"] = f"<{links.unsubscribe_url(UNSUBSCRIBE)}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg["X-Survey-Campaign"] = str(campaign["id"])

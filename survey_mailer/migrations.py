@@ -559,3 +559,11 @@ def m021_staff_roles(db: sqlite_utils.Database) -> None:
     # Issue 13: roles (SPEC 12). Accounts made before roles could do everything: admins.
     db.execute("ALTER TABLE staff_users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'"
                " CHECK (role IN ('support', 'marketer', 'admin'))")
+
+
+@migrations()
+def m022_subjects_per_language(db: sqlite_utils.Database) -> None:
+    # Issue 13: a subject per language (SPEC 12); empty means the campaign's `subject`.
+    for language in ("es", "fr", "sv"):
+        db.execute(f"ALTER TABLE campaigns ADD COLUMN subject_{language} TEXT NOT NULL"
+                   f" DEFAULT ''")

@@ -12,7 +12,7 @@ import sqlite_utils
 
 from . import campaigns
 from .clock import ago, now
-from .compose import MESSAGE_ID, Composer, Personal, Skeleton, strings
+from .compose import MESSAGE_ID, Composer, Personal, Skeleton, strings, subject_for
 from .config import Config
 from .db import write
 from .humans import reads_responses
@@ -127,7 +127,8 @@ class ReminderSkeleton(Skeleton):
 
     def __init__(self, campaign: dict, language: str, links):
         prefix = strings(language)["reminder"]
-        super().__init__({**campaign, "subject": f"{prefix} {campaign['subject']}"},
+        subject = f"{prefix} {subject_for(campaign, language)}"
+        super().__init__({**campaign, "subject": subject, f"subject_{language}": subject},
                          language, links)
 
     def values(self, person: Personal) -> dict[bytes, bytes]:

@@ -189,3 +189,14 @@ def test_whole_button_is_the_link_in_outlook(composer):
             rf'&emsp;</i><span style="mso-text-raise:7.5pt;"><!\[endif\]-->{n}'
             rf'<!--\[if mso\]></span><i style="mso-font-width:{side};" hidden>&emsp;&#8203;'
             rf'</i><!\[endif\]--></a>', link), link
+
+
+def test_each_language_gets_its_own_subject_or_the_english_one():
+    campaign = {**CAMPAIGN, "subject": "A quick question", "subject_es": "Una pregunta",
+                "subject_fr": "", "subject_sv": ""}
+    composer = Composer(campaign, LINKS)
+    assert parse(composer.compose(1, "a@example.com", "", "es"))["Subject"] == "Una pregunta"
+    assert parse(composer.compose(2, "b@example.com", "", "fr"))["Subject"] == \
+        "A quick question"
+    assert "<title>Una pregunta</title>" in parse(composer.compose(
+        3, "c@example.com", "", "es")).get_body(("html",)).get_content()

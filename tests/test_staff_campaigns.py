@@ -125,3 +125,21 @@ def test_schedules_from_the_browser(marketer, db):
     assert marketer.post(url, data={"action": "now"}).status_code == 400  # no CSRF token
     assert marketer.post("/staff/campaigns/999/schedule",
                          data={"csrf_token": token, "action": "now"}).status_code == 404
+
+
+def test_subjects_per_language_on_the_command_line_and_in_the_form(runner, marketer, db,
+                                                                   settings):
+    result = runner("campaign", "create", "--name", "Q2", "--subject", "A quick question",
+                    "--subject-es", "Una pregunta", "--subject-sv", "En fråga",
+                    "--sender", "Acme <nps@acme.test>", "--postal-address", "1 Main St")
+    campaign_id = int(result.output.strip().splitlines()[-1])
+    assert runner("campaign", "update", str(campaign_id), "--subject-fr",
+                  "Une question").output == f"Campaign {campaign_id}: changed subject_fr\n"
+    assert runner("campaign", "send", str(campaign_id)).exit_code == 0
+    subjects = {address: msg["Subject"] for address, msg in outbox(settings).items()}
+    assert subjects == {"ana@example.com": "Una pregunta", "bob@example.com": "A quick question",
+                        "chloe@example.com": "Une question", "sven@example.com": "En fråga"}
+    reply = create(marketer, name="Q3", subject_es="Otra pregunta")
+    assert reply.status_code == 303
+    assert db.execute("SELECT subject_es, subject_fr FROM campaigns WHERE name = 'Q3'"
+                      ).fetchone()[:] == ("Otra pregunta", "")

@@ -28,7 +28,11 @@ PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: htt
 
 class CampaignForm(FlaskForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=200)])
-    subject = StringField("Subject", validators=[InputRequired(), Length(max=200)])
+    subject = StringField("Subject", validators=[InputRequired(), Length(max=200)],
+                          description="In English, and for any language left empty below")
+    subject_es = StringField("Subject in Spanish", validators=[Length(max=200)])
+    subject_fr = StringField("Subject in French", validators=[Length(max=200)])
+    subject_sv = StringField("Subject in Swedish", validators=[Length(max=200)])
     sender = StringField("Sender", validators=[InputRequired(), Length(max=254)],
                          description='A name and address, like "Acme <nps@acme.com>"')
     brand = StringField("Brand", validators=[Length(max=100)],
@@ -73,7 +77,9 @@ def campaigns():
 
 def _fields(form: CampaignForm) -> dict:
     lines = [line.strip() for line in (form.segment.data or "").splitlines() if line.strip()]
-    return {"name": form.name.data, "subject": form.subject.data, "sender": form.sender.data,
+    return {"name": form.name.data, "subject": form.subject.data,
+            **{name: form[name].data or "" for name in campaigns_.SUBJECTS},
+            "sender": form.sender.data,
             "brand": form.brand.data or "", "postal_address": form.postal_address.data or "",
             "segment": campaigns_.parse_segment(lines),
             "remind_after_days": form.remind_after_days.data}
