@@ -19,7 +19,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, StopValidation, ValidationError
 
-from survey_mailer import contacts, humans, responses, scores
+from survey_mailer import contacts, humans, responses, samples, scores
 from survey_mailer import db as db_
 from survey_mailer.compose import strings as email_strings
 from survey_mailer.errors import NotFound
@@ -112,6 +112,10 @@ def favicon():
 def score_link(token: str, score: str):
     """Record a click on one of the email's buttons and open the segment's page."""
     delivery_id = current_app.extensions["links"].delivery_id("score", token)
+    if delivery_id == samples.TEST_DELIVERY:  # a staff member trying a test email
+        raise PageError(_l("This was a test email"),
+                        _l("Its buttons work like the real ones, but nothing is recorded."),
+                        200)
     if score == "hp":  # the hidden honeypot link: only a machine follows it
         found = responses.click_target(get_db(), delivery_id)
         if found is not None and request.method == "GET" and not _is_prefetch():

@@ -312,6 +312,10 @@ def _valid(w: World, name: str, endpoint: str) -> list[str]:
         return [*map(str, range(11)), "hp"]
     if name == "filename":
         return ["style.css", "human.js", "../README.md", "..%2fwsgi.py", "x/../style.css"]
+    if name == "action":
+        return ["pause", "resume"]
+    if name == "campaign_id":
+        return [str(w.campaign)]
     if name == "identifier":  # Delighted's people: nothing erased by an aimed request
         return ["nobody@example.com/survey_requests/pending", "email:nobody@example.com",
                 "bob@example.com/survey_requests/pending.json"]
@@ -419,6 +423,11 @@ def _form(w: World, endpoint: str, segments: dict[str, str]):
                                "confirm": value},
         "survey.beacon": {"event": st.sampled_from(["pointerdown", "keydown"]) | value},
         "staff.login": {"email": st.just(EMAIL) | value, "password": st.just(PASSWORD) | value},
+        "staff.schedule_campaign": {
+            "action": st.sampled_from(["now", "at", "every", "off"]) | value,
+            "at": st.sampled_from(["2099-01-01T09:00", "2001-01-01 09:00"]) | value,
+            "every": st.sampled_from(["month", "quarter", "year"]) | value},
+        "staff.test_campaign": {"language": st.sampled_from(["en", "es", "xx"]) | value},
         "staff.case": {"status": st.sampled_from(["new", "contacted", "resolved"]) | value,
                        "assignee": st.sampled_from(["", "1"]) | value, "note": value},
     }

@@ -3,6 +3,8 @@ progress, pause and resume."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import csrf_token, outbox
 from staff_support import PASSWORD, XSS, login
@@ -143,3 +145,23 @@ def test_subjects_per_language_on_the_command_line_and_in_the_form(runner, marke
     assert reply.status_code == 303
     assert db.execute("SELECT subject_es, subject_fr FROM campaigns WHERE name = 'Q3'"
                       ).fetchone()[:] == ("Otra pregunta", "")
+
+
+def test_send_me_a_test_arrives_marked_and_counts_nothing(marketer, db, settings, client):
+    campaign_id = int(create(marketer, subject_es="Una pregunta").headers["Location"]
+                      .rsplit("/", 1)[1])
+    token = csrf_token(marketer.get(f"/staff/campaigns/{campaign_id}").text)
+    reply = marketer.post(f"/staff/campaigns/{campaign_id}/test",
+                          data={"csrf_token": token, "language": "es"})
+    assert reply.status_code == 303
+    assert "A test in es went to marketer@acme.test" in marketer.get(
+        f"/staff/campaigns/{campaign_id}").text
+    test = outbox(settings)["marketer@acme.test"]
+    assert test["Subject"] == "[Test] Una pregunta"
+    assert db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+    link = re.search(r"http://survey.test(/r/\S+/3)", test.get_body(("plain",)).get_content())
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and "This was a test email" in page.text
+    assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 0
+    assert marketer.post(f"/staff/campaigns/{campaign_id}/test",
+                         data={"csrf_token": token, "language": "de"}).status_code == 400

@@ -6,12 +6,13 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from survey_mailer import campaigns as campaigns_
-from survey_mailer import contacts, nps, progress, schedules
+from survey_mailer import contacts, nps, progress, samples, schedules
 from survey_mailer.compose import preview_html
 from survey_mailer.errors import NotFound, SurveyError
 
@@ -174,6 +175,26 @@ def schedule_campaign(campaign_id: int):
         flash(f"Not scheduled: {e}.", "error")
     else:
         flash(message, "success")
+    return redirect(url_for("staff.campaign", campaign_id=campaign_id), 303)
+
+
+@bp.post("/campaigns/<id:campaign_id>/test")
+@role_required("marketer")
+def test_campaign(campaign_id: int):
+    """Send the campaign's email to the staff member, marked as a test, never counted."""
+    if not PostForm().validate_on_submit():
+        abort(400)
+    _campaign(campaign_id)
+    language = request.form.get("language", "en")
+    if language not in contacts.LANGUAGES:
+        abort(400)
+    try:
+        samples.send_test(get_db(), settings(), campaign_id, current_user.email, language)
+    except SurveyError as e:
+        flash(f"No test sent: {e}.", "error")
+    else:
+        flash(f"A test in {language} went to {current_user.email}. Its links record nothing.",
+              "success")
     return redirect(url_for("staff.campaign", campaign_id=campaign_id), 303)
 
 
