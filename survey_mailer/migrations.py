@@ -552,3 +552,23 @@ def m020_imported_index(db: sqlite_utils.Database) -> None:
     # Issue 12: history imported from another tool counts, but is never a case. The few
     # imported rows are found through their own small index.
     db.execute("CREATE INDEX responses_imported ON responses(score) WHERE imported = 1")
+
+
+@migrations()
+def m021_closing_the_loop(db: sqlite_utils.Database) -> None:
+    # Issue 14. digests: one row per period a digest covers, claimed in the transaction
+    # that queues its emails and webhooks, so no round sends a second. A reply from a case
+    # is a notification (the durable queue of notify) and a note pointing at it: the note
+    # shows queued / sent / failed from the notification's status.
+    _run(
+        db,
+        """
+        CREATE TABLE digests (
+            period TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            payload TEXT NOT NULL
+        );
+        ALTER TABLE case_notes ADD COLUMN notification_id INTEGER
+            REFERENCES notifications(id)
+        """
+    )
