@@ -110,8 +110,10 @@ def get_case(db: sqlite_utils.Database, response_id: int, policy: str) -> dict:
         raise NotFound("case", response_id)
     case = dict(row)
     case["notes"] = [dict(n) for n in db.execute(
-        "SELECT n.id, n.body, n.created_at, coalesce(u.email, 'deleted account') AS author "
+        "SELECT n.id, n.body, n.created_at, coalesce(u.email, 'deleted account') AS author, "
+        "x.status AS reply_status, x.last_error AS reply_error "
         "FROM case_notes n LEFT JOIN staff_users u ON u.id = n.author_id "
+        "LEFT JOIN notifications x ON x.id = n.notification_id "
         "WHERE n.response_id = ? ORDER BY n.created_at, n.id", [response_id])]
     return case
 

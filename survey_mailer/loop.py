@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from zoneinfo import ZoneInfo
 
@@ -213,7 +214,7 @@ def reply_message(payload: dict, target: str) -> EmailMessage:
 
 
 def _message(payload: dict, text: str, to=None) -> EmailMessage:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=SMTP)
     sender = parse_mailbox(payload["from"])
     msg["Subject"] = clean_text(payload["subject"])
     msg["From"] = sender
