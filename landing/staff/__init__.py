@@ -78,4 +78,12 @@ def no_store(response: Response) -> Response:
     return response
 
 
-from . import auth, cases, dashboard, responses, testimonials  # noqa: E402,F401  (routes)
+from . import (  # noqa: E402,F401  (routes)
+    accounts,
+    auth,
+    cases,
+    dashboard,
+    responses,
+    testimonials,
+    themes,
+)

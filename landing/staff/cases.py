@@ -9,13 +9,13 @@ from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from survey_mailer import campaigns as campaigns_
-from survey_mailer import cases, history, loop, notify, users
+from survey_mailer import cases, history, loop, notify, themes, users
 from survey_mailer.errors import NotFound, SurveyError
 
 from ..args import int_arg
 from ..background import dispatch_soon
 from ..db import get_db
-from . import bp, policy, settings
+from . import PostForm, bp, policy, settings
 
 
 class CaseForm(FlaskForm):
@@ -88,6 +88,8 @@ def _case_page(found: dict, form: CaseForm, reply: ReplyForm):
     return render_template(
         "staff/case.html", case=found, form=form, reply=reply,
         support=settings()["SURVEY_SUPPORT_EMAIL"],
+        themes=themes.of_responses(db, [found["id"]]).get(found["id"], []),
+        all_themes=themes.list_themes(db), tag_form=PostForm(),
         history=history.of_contact(db, found["contact_id"], policy()),
         problems=notify.problems(db, response_id=found["id"])), \
         400 if form.errors or reply.errors else 200
