@@ -78,7 +78,7 @@ def test_support_replies_to_the_at_risk_accounts_detractor_and_resolves(
     page.fill("#subject", "Your reports are faster now")
     page.fill("#message", "Hi Ana, we made the reports three times faster. Thank you!")
     shot(page, artifacts, "case")
-    page.click("input[type=submit][name=resolve]")
+    page.click("button[name=resolve]")
     assert page.locator(".flash-success").inner_text() == (
         "Reply to ana@example.com queued and the case resolved.")
     assert page.locator("h2 .status").inner_text().lower() == "resolved"
