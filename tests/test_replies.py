@@ -129,3 +129,13 @@ def test_the_case_page_shows_the_contacts_whole_history(sent_campaign, db, staff
     assert "Everything from Ana García" in page
     assert "First time" in page
     assert "(this one)" in page
+
+
+def test_overdue_cases_are_marked_in_the_queue(sent_campaign, db, staff_client, monkeypatch):
+    ana = answer(db, deliveries(db, sent_campaign)["ana@example.com"], 1, "No")
+    assert 'status overdue' not in staff_client.get("/staff/followups").text  # 48 h
+    staff_client.application.extensions["survey"]["SURVEY_CASE_SLA_HOURS"] = 0
+    queue = staff_client.get("/staff/followups").text
+    assert '<span class="status overdue">overdue</span>' in queue
+    only = staff_client.get("/staff/followups?status=overdue").text
+    assert f"/staff/followups/{ana}" in only
