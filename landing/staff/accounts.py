@@ -11,12 +11,14 @@ from survey_mailer.errors import NotFound
 from ..db import get_db
 from . import bp, settings
 
+SHOWN = 500  # accounts listed on the page, at risk first; the report has them all
+
 
 @bp.get("/accounts")
 @login_required
 def accounts():
     report = reports.build(get_db(), settings(), by="account")
-    return render_template("staff/accounts.html", report=report,
+    return render_template("staff/accounts.html", report=report, shown=SHOWN,
                            renewal_days=settings()["SURVEY_RENEWAL_WINDOW_DAYS"])
 
 
