@@ -21,7 +21,7 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PHONE = 320
 LONG = "maria-jose.fernandez-lopez@subsidiary.example.com"
-NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses"]
+NAV = ["Dashboard", "Follow-ups", "Accounts", "Themes", "Testimonials", "Responses"]
 
 
 @pytest.fixture
@@ -92,7 +92,9 @@ def every_page(page, site):
                        (f"/staff/followups/{site['case']}", "a case"),
                        ("/staff/testimonials?status=all", "testimonials"),
                        ("/staff/responses", "responses"),
-                       ("/staff/responses?filtered=1", "filtered responses")):
+                       ("/staff/responses?filtered=1", "filtered responses"),
+                       ("/staff/accounts", "accounts"), ("/staff/accounts/Globex", "an account"),
+                       ("/staff/themes", "themes")):
         page.goto(base + path)
         yield "staff " + name
 
@@ -115,7 +117,7 @@ def test_every_page_fits_a_320px_phone(page, site, artifacts):
                 box = page.locator("header nav a", has_text=label).bounding_box()
                 assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE, \
                     f"{name}: the navigation's {label!r} is out of sight: {box}"
-    assert len(seen) == 16
+    assert len(seen) == 19
 
 
 @pytest.mark.parametrize(("width", "scheme"), [(PHONE, "light"), (1280, "light"),
