@@ -24,7 +24,7 @@ import sqlite_utils
 
 from . import cases, digest, notify
 from .addresses import address, clean_text, parse_mailbox, valid_email
-from .clock import iso, now, utcnow
+from .clock import iso, now, shift, utcnow
 from .config import Config
 from .db import write
 from .errors import SurveyError
@@ -45,22 +45,26 @@ def _sender_of_campaign(db, campaign_id: int | None) -> str | None:
 
 
 def queue_overdue(db: sqlite_utils.Database, config: Config) -> int:
-    """Queue one alert for each case overdue and never alerted; return how many were queued.
+    """Queue one alert for each case that became overdue since the last round; return how many.
 
-    The alert goes to the case's assignee, or to the support address; a case with neither
-    waits (it is alerted once someone can be told).
+    A case becomes overdue at its answer's time plus SURVEY_CASE_SLA_HOURS. Each round looks
+    at the cases that crossed that line since the previous one (`overdue_until` in
+    notify_state, first set by the migration: cases overdue before the upgrade are history,
+    marked in the queue but not alerted). The alert goes to the case's assignee, or to the
+    support address; with neither, nobody is told. Its key is the case's, so a second
+    worker, or a round repeated after a crash, queues nothing more.
     """
-    found = cases.overdue(db, config["SURVEY_SCORE_POLICY"], config["SURVEY_CASE_SLA_HOURS"])
-    if not found:
-        return 0
-    alerted = {r[0] for r in db.execute(
-        "SELECT response_id FROM notifications WHERE event_key LIKE 'overdue/%'")}
+    hours = config["SURVEY_CASE_SLA_HOURS"]
+    moment = now()
+    mark = db.execute("SELECT value FROM notify_state WHERE name = 'overdue_until'").fetchone()
+    since = shift(mark[0], -hours * 3600) if mark else None
+    found = cases.overdue(db, config["SURVEY_SCORE_POLICY"], hours, since=since, until=moment)
     support = config["SURVEY_SUPPORT_EMAIL"]
     queued = 0
     with write(db) as conn:
         for case in found:
             target = case["assignee"] or support
-            if case["id"] in alerted or not target:
+            if not target:
                 continue
             who = (case["name"] or case["email"]) + (
                 f" ({case['company']})" if case["company"] else "")
@@ -71,11 +75,14 @@ def queue_overdue(db: sqlite_utils.Database, config: Config) -> int:
                          "company": case["company"], "score": case["score"],
                          "comment": case["comment"], "campaign": case["campaign_name"],
                          "since": iso(case["created_at"])},
-                "sla_hours": config["SURVEY_CASE_SLA_HOURS"],
+                "sla_hours": hours,
                 "case_url": f"{config['SURVEY_BASE_URL']}/staff/followups/{case['id']}",
             }
             queued += notify._insert(conn, f"overdue/{case['id']}|email", "email", target,
                                      payload, case["id"])
+        conn.execute("INSERT INTO notify_state (name, value) VALUES ('overdue_until', ?) "
+                     "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                     [moment])
     return queued
 
 
@@ -127,7 +134,7 @@ def queue_digest(db: sqlite_utils.Database, config: Config) -> str | None:
                 notify._insert(conn, f"{key}|email|{target}", "email", target, email, None)
         hook = {**body, "text": text.split("\n", 1)[0]
                 + f" - {len(body['at_risk_accounts'])} accounts at risk, "
-                f"{len(body['overdue_cases'])} overdue cases"}
+                f"{body['overdue_count']} overdue cases"}
         for url in urls:
             notify._insert(conn, f"{key}|webhook|{url}", "webhook", url, hook, None)
     return covered.label

@@ -577,3 +577,5 @@ def m021_closing_the_loop(db: sqlite_utils.Database) -> None:
         CREATE INDEX deliveries_account_window ON deliveries(sent_at, status, contact_id)
         """
     )
+    # Cases overdue before now are history: marked in the queue, never alerted (loop.py).
+    db.execute("INSERT INTO notify_state (name, value) VALUES ('overdue_until', ?)", [now()])

@@ -93,11 +93,36 @@ def test_an_overdue_alert_goes_to_the_assignee(clock, settings, monkeypatch, db,
     monkeypatch.setenv("SURVEY_CASE_SLA_HOURS", "0")
     agent, _ = users.add_user(db, "agent@acme.test", "correct horse battery")
     ids = deliveries(db, sent_campaign)
+    clock.advance(1)  # answered after the upgrade (the migration's moment)
     ana = answer(db, ids["ana@example.com"], 3, "Slow")
     cases.update_case(db, ana, by=agent, status="new", assignee_id=agent)
     Worker(db, config_.load()).round()
     [alert] = mails(settings, "overdue")
     assert alert["To"] == "agent@acme.test"
+
+
+def test_cases_overdue_before_the_upgrade_are_marked_not_alerted(clock, settings,
+                                                                  monkeypatch, db,
+                                                                  sent_campaign):
+    from survey_mailer import cases
+
+    monkeypatch.setenv("SURVEY_SUPPORT_EMAIL", SUPPORT)
+    ids = deliveries(db, sent_campaign)
+    clock.advance(1)
+    old = answer(db, ids["ana@example.com"], 2, "Old news")
+    clock.advance(72 * 3600)  # overdue for a day already when the worker first looks
+    db.execute("UPDATE notify_state SET value = ? WHERE name = 'overdue_until'",
+               [clock_.now()])
+    db.conn.commit()
+    Worker(db, config_.load()).round()
+    assert mails(settings, "overdue") == []
+    assert [c["id"] for c in cases.list_cases(db, "balanced", status="overdue",
+                                                sla_hours=48)] == [old]
+    new = answer(db, ids["bob@example.com"], 1, "New")
+    clock.advance(49 * 3600)
+    Worker(db, config_.load()).round()
+    [alert] = mails(settings, "overdue")
+    assert f"/staff/followups/{new}" in alert.get_content()
 
 
 def test_one_digest_per_period_with_reports_numbers(clock, settings, monkeypatch, db,
