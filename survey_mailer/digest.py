@@ -23,7 +23,6 @@ from .config import Config
 from .humans import reads_responses
 from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql
 
-
 LISTED = 50  # overdue cases listed by name; the digest counts them all
 
 
