@@ -9,7 +9,9 @@ so they survive a crash like the detractor alerts do:
 - a digest's period is claimed in the `digests` table (its primary key) in the same
   transaction that queues its emails and webhooks: one digest per period;
 - a reply is queued with a note on the case pointing at it; the note shows the
-  notification's status (queued, sent, failed).
+  notification's status (queued, sent, failed). It answers the last email the customer got
+  from us about it (`In-Reply-To`: the reminder if one was sent, else the survey), and
+  `References` names both.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .clock import iso, now, shift, utcnow
 from .config import Config
 from .db import write
 from .errors import SurveyError
+from .reminders import SUFFIX
 
 # What a reply's note says for each status of its notification.
 REPLY_STATES = {"pending": "queued", "claimed": "queued", "sent": "sent", "failed": "failed",
@@ -151,18 +154,27 @@ def digest_message(payload: dict) -> EmailMessage:
 # Replies from a case ----------------------------------------------------------------------
 
 
-def survey_message_id(db, response_id: int) -> str | None:
-    """Return the Message-ID of the survey email a response answers (see compose)."""
-    row = db.execute("SELECT r.campaign_id, r.delivery_id, cp.sender FROM responses r "
-                     "JOIN campaigns cp ON cp.id = r.campaign_id WHERE r.id = ?",
-                     [response_id]).fetchone()
+def thread_ids(db, response_id: int) -> list[str]:
+    """Return the Message-IDs a response's emails carried: the survey, then its reminder.
+
+    The same ids compose (and reminders) set: `survey.CAMPAIGN.DELIVERY@domain`, the
+    reminder's with `.r1` added; empty when the response came with no email.
+    """
+    row = db.execute("SELECT r.campaign_id, r.delivery_id, cp.sender, m.status AS reminded "
+                     "FROM responses r JOIN campaigns cp ON cp.id = r.campaign_id "
+                     "LEFT JOIN reminders m ON m.delivery_id = r.delivery_id "
+                     "WHERE r.id = ?", [response_id]).fetchone()
     if row is None or row["delivery_id"] is None:
-        return None
+        return []
     try:
         domain = parse_mailbox(row["sender"]).domain
     except ValueError:
-        return None
-    return f"<survey.{row['campaign_id']}.{row['delivery_id']}@{domain}>"
+        return []
+    local = f"survey.{row['campaign_id']}.{row['delivery_id']}"
+    ids = [f"<{local}@{domain}>"]
+    if row["reminded"] == "sent":
+        ids.append(f"<{local}{SUFFIX.replace('-', '.')}@{domain}>")
+    return ids
 
 
 def queue_reply(db: sqlite_utils.Database, config: Config, response_id: int, *, by: int,
@@ -182,10 +194,11 @@ def queue_reply(db: sqlite_utils.Database, config: Config, response_id: int, *, 
     if not valid_email(case["email"]):
         raise SurveyError(f'"{case["email"]}" is not an address a reply can go to')
     staff = db.execute("SELECT email FROM staff_users WHERE id = ?", [by]).fetchone()
-    thread = survey_message_id(db, response_id)
+    thread = thread_ids(db, response_id)
     payload = {"type": "reply", "from": support, "to_name": case["name"] or "",
                "reply_to": staff[0] if staff else support, "subject": subject,
-               "text": body, "in_reply_to": thread,
+               "text": body, "in_reply_to": thread[-1] if thread else None,
+               "references": " ".join(thread),
                "message_id": make_msgid(domain=parse_mailbox(support).domain),
                "campaign_id": case["campaign_id"], "delivery_id": case["delivery_id"]}
     stamp = now()
@@ -212,7 +225,7 @@ def reply_message(payload: dict, target: str) -> EmailMessage:
     msg["Reply-To"] = parse_mailbox(payload["reply_to"])
     if payload.get("in_reply_to"):
         msg["In-Reply-To"] = payload["in_reply_to"]
-        msg["References"] = payload["in_reply_to"]
+        msg["References"] = payload.get("references") or payload["in_reply_to"]
     del msg["Auto-Submitted"]  # a person wrote it
     return msg
 

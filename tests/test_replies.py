@@ -139,3 +139,23 @@ def test_overdue_cases_are_marked_in_the_queue(sent_campaign, db, staff_client, 
     assert '<span class="status overdue">overdue</span>' in queue
     only = staff_client.get("/staff/followups?status=overdue").text
     assert f"/staff/followups/{ana}" in only
+
+
+def test_after_a_reminder_the_reply_answers_the_reminder(settings, monkeypatch, sent_campaign,
+                                                        db, staff_client, runner):
+    monkeypatch.setenv("SURVEY_SUPPORT_EMAIL", "support@acme.test")
+    staff_client.application.extensions["survey"]["SURVEY_SUPPORT_EMAIL"] = "support@acme.test"
+    assert runner("campaign", "remind", str(sent_campaign), "--after-days", "0").exit_code == 0
+    [reminder] = [m for m in (email.message_from_bytes(p.read_bytes(),
+                                                       policy=email.policy.default)
+                              for p in Path(settings["SURVEY_OUTBOX_DIR"]).glob("*.eml"))
+                  if m["To"].addresses[0].addr_spec == "ana@example.com"
+                  and m["Subject"].startswith("Recordatorio")]
+    ana = answer(db, deliveries(db, sent_campaign)["ana@example.com"], 4, "Meh")
+    reply(staff_client, ana, "Thanks", "We hear you.", button="send")
+    notify.dispatch(db, config_.load())
+    [path] = Path(settings["SURVEY_OUTBOX_DIR"]).glob("reply-n*.eml")
+    sent = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    survey_id = f"<survey.{sent_campaign}.{deliveries(db, sent_campaign)['ana@example.com']}"
+    assert sent["In-Reply-To"] == reminder["Message-ID"]
+    assert sent["References"] == f"{survey_id}@acme.test> {reminder['Message-ID']}"
