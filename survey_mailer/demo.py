@@ -27,7 +27,7 @@ from pathlib import Path
 from . import campaigns, clock, config, contacts, db, humans, responses, themes, users
 from .backends.outbox import OutboxBackend
 from .clock import stamp
-from .scores import segment
+from .scores import DETRACTOR_SQL, segment
 from .sender import Sender
 
 DOMAIN = "demo.example"
@@ -267,7 +267,7 @@ def _closing_the_loop(database, campaign_id: int) -> None:
     # (once: a later run finds the detractor there).
     row = None if database.execute(
         "SELECT 1 FROM responses r JOIN contacts c ON c.id = r.contact_id"
-        " WHERE r.campaign_id = ? AND c.company = ? AND r.score <= 6",
+        f" WHERE r.campaign_id = ? AND c.company = ? AND {DETRACTOR_SQL}",
         [campaign_id, AT_RISK]).fetchone() else database.execute(
         "SELECT d.id FROM deliveries d JOIN contacts c ON c.id = d.contact_id"
         " LEFT JOIN responses r ON r.delivery_id = d.id"

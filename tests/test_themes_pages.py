@@ -62,3 +62,14 @@ def test_staff_tag_a_case_by_hand(sent_campaign, db, staff_client):
         "csrf_token": csrf_token(page.text), "theme": "999"})
     assert bad.status_code == 303
     assert "Choose a theme to tag." in staff_client.get(f"/staff/followups/{ana}").text
+
+
+def test_deleting_a_theme_twice_is_friendly(staff_client, db):
+    speed = themes.save(db, "Speed", "slow*")
+    page = staff_client.get("/staff/themes")
+    for expected in ("Theme deleted with its tags.", "That theme was deleted already."):
+        done = staff_client.post(f"/staff/themes/{speed}/delete",
+                                 data={"csrf_token": csrf_token(page.text)})
+        assert done.status_code == 303
+        assert expected in staff_client.get("/staff/themes").text
+    assert themes.list_themes(db) == []

@@ -64,9 +64,10 @@ def theme_delete(theme_id: int):
     if PostForm().validate_on_submit():
         try:
             themes.delete(get_db(), theme_id)
-        except NotFound:
-            abort(404)
-        flash("Theme deleted with its tags.", "success")
+        except NotFound:  # e.g. the button clicked twice: the theme is gone either way
+            flash("That theme was deleted already.", "info")
+        else:
+            flash("Theme deleted with its tags.", "success")
     return redirect(url_for("staff.themes_page"), 303)
 
 
