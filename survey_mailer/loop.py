@@ -124,9 +124,12 @@ def queue_digest(db: sqlite_utils.Database, config: Config) -> str | None:
     text = digest.text(body, config["SURVEY_BASE_URL"])
     sender = _sender_of_campaign(db, None) or config["SURVEY_SUPPORT_EMAIL"]
     with write(db) as conn:
+        # The period's figures only: names and comments stay out of this table, so erasing
+        # a contact (`contacts erase`) leaves nothing of them here.
+        figures = {k: body[k] for k in ("nps", "margin_of_error", "responses", "promoters",
+                                        "passives", "detractors", "overdue_count")}
         if not conn.execute("INSERT OR IGNORE INTO digests (period, created_at, payload) "
-                            "VALUES (?, ?, ?)", [covered.label, now(),
-                                                 json.dumps(body, ensure_ascii=False)]
+                            "VALUES (?, ?, ?)", [covered.label, now(), json.dumps(figures)]
                             ).rowcount:
             return None  # another worker claimed it meanwhile
         key = f"digest/{covered.label}"
