@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .clock import ago, now
+from .clock import ago, now, shift
 from .db import write
 from .errors import NotFound, SurveyError
 from .humans import live_sql, reads_responses
@@ -70,12 +70,17 @@ def _with_overdue(case: dict, cutoff: str | None) -> dict:
 
 
 @reads_responses
-def overdue(db: sqlite_utils.Database, policy: str, sla_hours: float) -> list[dict]:
-    """Return every case still new after `sla_hours`, oldest first."""
+def overdue(db: sqlite_utils.Database, policy: str, sla_hours: float,
+            since: str | None = None, until: str | None = None) -> list[dict]:
+    """Return every case still new after `sla_hours`, oldest first.
+
+    `since` keeps the cases answered after that moment; `until` is the moment "now" is.
+    """
+    cutoff = shift(until, -sla_hours * 3600) if until else ago(sla_hours * 3600)
     rows = db.execute(
         f"{CASE_SQL} WHERE {counted_sql(policy)} AND {CASE_SQL_WHERE}"
-        f" AND coalesce(k.status, 'new') = 'new' AND r.created_at <= ?"
-        f" ORDER BY r.created_at, r.id", [ago(sla_hours * 3600)])
+        f" AND coalesce(k.status, 'new') = 'new' AND r.created_at <= ? AND r.created_at > ?"
+        f" ORDER BY r.created_at, r.id", [cutoff, since or ""])
     return [dict(r, overdue=True) for r in rows]
 
 
@@ -110,8 +115,10 @@ def get_case(db: sqlite_utils.Database, response_id: int, policy: str) -> dict:
         raise NotFound("case", response_id)
     case = dict(row)
     case["notes"] = [dict(n) for n in db.execute(
-        "SELECT n.id, n.body, n.created_at, coalesce(u.email, 'deleted account') AS author "
+        "SELECT n.id, n.body, n.created_at, coalesce(u.email, 'deleted account') AS author, "
+        "x.status AS reply_status, x.last_error AS reply_error "
         "FROM case_notes n LEFT JOIN staff_users u ON u.id = n.author_id "
+        "LEFT JOIN notifications x ON x.id = n.notification_id "
         "WHERE n.response_id = ? ORDER BY n.created_at, n.id", [response_id])]
     return case
 

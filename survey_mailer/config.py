@@ -60,7 +60,9 @@ SETTINGS = [
     Setting("SURVEY_SNS_TOPIC_ARNS", None,
             "SNS topic ARNs (comma-separated) whose notifications /hooks/ses accepts "
             "(unset: it refuses all)"),
-    Setting("SURVEY_SUPPORT_EMAIL", None, "where detractor alerts go (unset: no email alert)"),
+    Setting("SURVEY_SUPPORT_EMAIL", None,
+            "where detractor and overdue-case alerts go, and the address replies from a case "
+            "come from (unset: no email alert, no replies)"),
     Setting("SURVEY_WEBHOOK_URLS", None,
             "URLs (comma-separated) that get a JSON POST, Slack-compatible, for each counted "
             "response (response.counted), each later change to it (response.updated) and "

@@ -3,7 +3,10 @@
 On the embedded defaults (instance/survey.db, instance/outbox, SURVEY_ENV=development):
 about forty contacts in four languages, one survey campaign per quarter over the last four
 quarters, each sent to the outbox, and responses spread over those quarters so the trend,
-the breakdowns and the staff pages have something to show. At least one contact of the
+the breakdowns and the staff pages have something to show. Accounts (companies) renew on
+dates spread over the coming year, one at risk (Initech: a new detractor, renewing within a
+month); the older detractors' cases are overdue; themes in four languages tag the comments
+(SPEC 13). At least one contact of the
 current campaign is left without an answer: its email is the one to click. Security scanners
 clicked three other emails of the current campaign (a burst of scores, the hidden honeypot
 link, a listed user agent): filtered, they show under Responses, "Only filtered".
@@ -21,10 +24,10 @@ import secrets
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from . import campaigns, clock, config, contacts, db, humans, responses, users
+from . import campaigns, clock, config, contacts, db, humans, responses, themes, users
 from .backends.outbox import OutboxBackend
 from .clock import stamp
-from .scores import segment
+from .scores import DETRACTOR_SQL, segment
 from .sender import Sender
 
 DOMAIN = "demo.example"
@@ -60,6 +63,18 @@ SCANNER_CLICKS = [
 COMPANIES = ["Northwind Traders", "Globex", "Initech", "Umbrella Health", "Hooli",
              "Stark Logistics"]
 PLANS = ["free", "pro", "enterprise"]
+# Days from today to each account's renewal: Initech renews within a month and gets a new
+# detractor, so it is the account at risk.
+RENEWAL_DAYS = {"Northwind Traders": 200, "Globex": 130, "Initech": 25,
+                "Umbrella Health": 310, "Hooli": 160, "Stark Logistics": 240}
+AT_RISK = "Initech"
+THEMES = {
+    "Support": "support, soporte, ticket",
+    "Speed": "lent*, slow*, långsam*, tardó",
+    "Billing": "faktur*, invoice*, billing, dyr, caro",
+    "Reports and exports": "rapport*, report*, informe*, export*",
+    "Mobile app": "mobile, móvil, application mobile, app",
+}
 # Scores per quarter, oldest first: the NPS climbs, as a demo's story should.
 SCORE_WEIGHTS = [
     [1, 1, 2, 2, 3, 5, 8, 16, 18, 24, 20],
@@ -157,6 +172,7 @@ def build(settings: config.Config, out=print) -> dict:
         if current:
             current_id = campaign_id
             _scanner_clicks(database, settings, campaign_id)
+            _closing_the_loop(database, campaign_id)
     return {"database": database, "campaign_id": current_id,
             "eml": _unanswered_eml(database, current_id, backend)}
 
@@ -234,6 +250,40 @@ def _scanner_clicks(database, settings: config.Config, campaign_id: int) -> None
             humans.log_click(database, delivery_id, None, method="GET", kind="honeypot",
                              user_agent=user_agent)
     humans.fold(database)
+
+
+def _closing_the_loop(database, campaign_id: int) -> None:
+    """Renewal dates and a decision-maker per account, one account at risk, themes."""
+    today = clock.utcnow().date()
+    with db.write(database) as conn:
+        for company, days in RENEWAL_DAYS.items():
+            conn.execute("UPDATE contacts SET attributes = json_set(attributes, "
+                         "'$.renewal_date', ?) WHERE company = ? AND email LIKE ?",
+                         [(today + timedelta(days=days)).isoformat(), company, f"%@{DOMAIN}"])
+            conn.execute("UPDATE contacts SET attributes = json_set(attributes, '$.role', "
+                         "'decision-maker') WHERE id = (SELECT min(id) FROM contacts "
+                         "WHERE company = ? AND email LIKE ?)", [company, f"%@{DOMAIN}"])
+    # The account at risk: one of its people, not yet answered nor clicked, is a detractor
+    # (once: a later run finds the detractor there).
+    row = None if database.execute(
+        "SELECT 1 FROM responses r JOIN contacts c ON c.id = r.contact_id"
+        f" WHERE r.campaign_id = ? AND c.company = ? AND {DETRACTOR_SQL}",
+        [campaign_id, AT_RISK]).fetchone() else database.execute(
+        "SELECT d.id FROM deliveries d JOIN contacts c ON c.id = d.contact_id"
+        " LEFT JOIN responses r ON r.delivery_id = d.id"
+        " WHERE d.campaign_id = ? AND c.company = ? AND d.status = 'sent' AND r.id IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM clicks k WHERE k.delivery_id = d.id)"
+        " ORDER BY d.id LIMIT 1", [campaign_id, AT_RISK]).fetchone()
+    if row:
+        found = responses.delivery(database, row[0])
+        humans.record_click(database, found, 2, method="GET", user_agent=BROWSER, seen=True)
+        responses.save_answer(database, found, score=2, contact_ok=True,
+                              comment=COMMENTS["detractor"][found["language"]])
+    known = {t["name"] for t in themes.list_themes(database)}
+    for name, words in THEMES.items():
+        if name not in known:
+            themes.save(database, name, words)
+    themes.tag_new(database)
 
 
 def _backdate_response(database, delivery_id: int, moment: datetime) -> None:

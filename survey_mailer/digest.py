@@ -23,6 +23,8 @@ from .config import Config
 from .humans import reads_responses
 from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql
 
+LISTED = 50  # overdue cases listed by name; the digest counts them all
+
 
 @dataclass(frozen=True)
 class DigestPeriod:
@@ -98,7 +100,8 @@ def build(db: sqlite_utils.Database, config: Config, period: DigestPeriod,
     return {
         "event": "digest", "period": period.label, "from": iso(start), "to": iso(end),
         **now_, "previous": {"period": before.label, **then}, "change": change,
-        "new_detractors": detractors, "overdue_cases": overdue,
+        "new_detractors": detractors, "overdue_count": len(overdue),
+        "overdue_cases": overdue[:LISTED],
         "at_risk_accounts": [{"account": g["key"], "score": g["score"],
                               "renewal_date": g["renewal_date"],
                               "open_cases": g["open_cases"]} for g in risk],
@@ -126,7 +129,7 @@ def text(digest: dict, base_url: str) -> str:
         company = f" ({c['company']})" if c["company"] else ""
         comment = f': "{c["comment"]}"' if c["comment"] else ""
         lines.append(f"- {who}{company} scored {c['score']}{comment} [case {c['status']}]")
-    lines += ["", f"Overdue cases: {len(digest['overdue_cases'])}"]
+    lines += ["", f"Overdue cases: {digest['overdue_count']}"]
     for c in digest["overdue_cases"][:20]:
         lines.append(f"- {c['name'] or c['email']} scored {c['score']}, new since {c['since']}")
     lines += ["", f"Accounts at risk: {len(digest['at_risk_accounts'])}"]

@@ -567,3 +567,30 @@ def m022_subjects_per_language(db: sqlite_utils.Database) -> None:
     for language in ("es", "fr", "sv"):
         db.execute(f"ALTER TABLE campaigns ADD COLUMN subject_{language} TEXT NOT NULL"
                    f" DEFAULT ''")
+
+
+@migrations()
+def m023_closing_the_loop(db: sqlite_utils.Database) -> None:
+    # Issue 14. digests: one row per period a digest covers, claimed in the transaction
+    # that queues its emails and webhooks, so no round sends a second. A reply from a case
+    # is a notification (the durable queue of notify) and a note pointing at it: the note
+    # shows queued / sent / failed from the notification's status. The accounts report reads
+    # a time window of answers and of deliveries per contact: two covering indexes make
+    # those index-only range scans (bench_accounts).
+    _run(
+        db,
+        """
+        CREATE TABLE digests (
+            period TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            payload TEXT NOT NULL
+        );
+        ALTER TABLE case_notes ADD COLUMN notification_id INTEGER
+            REFERENCES notifications(id);
+        CREATE INDEX responses_account_window
+            ON responses(responded_at, contact_id, score, confirmed, automated, seen);
+        CREATE INDEX deliveries_account_window ON deliveries(sent_at, status, contact_id)
+        """
+    )
+    # Cases overdue before now are history: marked in the queue, never alerted (loop.py).
+    db.execute("INSERT INTO notify_state (name, value) VALUES ('overdue_until', ?)", [now()])

@@ -408,12 +408,19 @@ def _send_webhook(db, config: Config, job: dict, by: str, timeout: float) -> str
 def _send_email(db, config: Config, mail: _Mail, job: dict, by: str) -> str | None:
     try:
         payload = json.loads(job["payload"])
-        message = alert_message(config, payload)
+        kind = payload.get("type", "alert")
+        if kind in ("alert", "update"):
+            message = alert_message(config, payload)
+            row = payload["response"]
+            campaign_id, delivery_id, kind = row["campaign_id"], row["delivery_id"], "alert"
+        else:  # overdue alerts, digests and replies from a case (SPEC 13)
+            from . import loop
+
+            message, campaign_id, delivery_id = loop.build(payload, job["target"])
         data = message.as_bytes()
-        row = payload["response"]
         envelope = Envelope(sender=message["From"].addresses[0].addr_spec,
-                            recipient=job["target"], key=f"alert-n{job['id']}",
-                            campaign_id=row["campaign_id"], delivery_id=row["delivery_id"])
+                            recipient=job["target"], key=f"{kind}-n{job['id']}",
+                            campaign_id=campaign_id, delivery_id=delivery_id)
     except Exception as e:  # nothing was handed over, and another try would build the same
         return _record(db, job, by, "failed", f"could not build the message: {e}")
     try:
@@ -506,7 +513,8 @@ def problems(db: sqlite_utils.Database, *, response_id: int | None = None,
                                                            or parts.query else "")
             what, target, error = "Webhook", shown, error.replace(target, shown)
         else:
-            what = "Alert update" if row["type"] == "update" else "Alert"
+            what = {"update": "Alert update", "reply": "Reply", "overdue": "Overdue alert",
+                    "digest": "Digest"}.get(row["type"], "Alert")
         outcome = "failed" if row["status"] == "failed" else "was interrupted"
         row["message"] = f"{what} to {target} {outcome}: {error}"
         row["case"] = row["score"] is not None and segment(row["score"]) == "detractor"

@@ -1,6 +1,7 @@
 """The worker: the one background service beside gunicorn (SPEC 10).
 
-Each round it folds new clicks, dispatches alerts and webhooks, starts scheduled campaigns,
+Each round it folds new clicks, tags comments with themes, queues overdue-case alerts and
+the digest, dispatches alerts, replies and webhooks, starts scheduled campaigns,
 opens recurring periods, sends every delivery that is due, and sends automatic reminders.
 Sending goes through the crash-safe, rate-limited sender: each delivery is claimed as it
 starts, so any number of workers may share one database and none is sent twice, and the
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from . import campaigns, humans, notify, reminders, schedules
+from . import campaigns, humans, loop, notify, reminders, schedules, themes
 from .clock import ago, now, shift
 from .config import Config
 from .db import write
@@ -69,6 +70,13 @@ class Worker:
         if folded:
             log.info("folded %d clicks", folded)
         done["folded"] = folded
+        # Closing the loop (SPEC 13): theme tags, then what the dispatch below sends.
+        done["tagged"] = themes.tag_new(self.db)
+        done["overdue"] = loop.queue_overdue(self.db, self.config)
+        done["digest"] = loop.queue_digest(self.db, self.config)
+        if done["overdue"] or done["digest"]:
+            log.info("queued %d overdue alerts%s", done["overdue"],
+                     f", the digest of {done['digest']}" if done["digest"] else "")
         notified = notify.dispatch(self.db, self.config, limit=200)
         if any(notified.values()):
             log.info("notifications: %d sent, %d to retry, %d failed, %d interrupted",

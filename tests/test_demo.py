@@ -99,3 +99,16 @@ def test_demo_promoters_page_offers_the_site_and_a_review(settings, monkeypatch,
     page = client.get(f"/r/{links.token('score', delivery_id)}/10", follow_redirects=True)
     assert f'<a href="{env["SURVEY_SITE_URL"]}">Explore our site</a>' in page.text
     assert f'<a href="{env["SURVEY_REVIEW_URL"]}">Leave a public review</a>' in page.text
+
+
+def test_demo_closes_the_loop(settings):
+    from survey_mailer import cases, reports, themes
+
+    result = demo.build(config_.load(), out=lambda line: None)
+    database, settings_ = result["database"], config_.load()
+    groups = reports.build(database, settings_, by="account")["groups"]
+    assert [g["key"] for g in groups if g["at_risk"]] == ["Initech"]
+    assert all(g["renewal_date"] for g in groups)
+    assert cases.overdue(database, settings_["SURVEY_SCORE_POLICY"], 48)
+    named = {t["theme"] for t in themes.counts(database, settings_["SURVEY_SCORE_POLICY"])}
+    assert {"Support", "Speed", "Billing"} <= named

@@ -21,8 +21,8 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PHONE = 320
 LONG = "maria-jose.fernandez-lopez@subsidiary.example.com"
-NAV = ["Dashboard", "Follow-ups", "Testimonials", "Responses", "Contacts", "Campaigns",
-       "Team", "API keys"]
+NAV = ["Dashboard", "Follow-ups", "Accounts", "Themes", "Testimonials", "Responses",
+       "Contacts", "Campaigns", "Team", "API keys"]
 
 
 @pytest.fixture
@@ -103,7 +103,9 @@ def every_page(page, site):
                        (f"/staff/campaigns/{site['campaign']}/preview?language=es",
                         "campaign preview"),
                        ("/staff/campaigns/new", "new campaign"),
-                       ("/staff/team", "team"), ("/staff/api-keys", "api keys")):
+                       ("/staff/team", "team"), ("/staff/api-keys", "api keys"),
+                       ("/staff/accounts", "accounts"), ("/staff/accounts/Globex", "an account"),
+                       ("/staff/themes", "themes")):
         page.goto(base + path)
         yield "staff " + name
 
@@ -126,7 +128,7 @@ def test_every_page_fits_a_320px_phone(page, site, artifacts):
                 box = page.locator("header nav a", has_text=label).bounding_box()
                 assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE, \
                     f"{name}: the navigation's {label!r} is out of sight: {box}"
-    assert len(seen) == 24
+    assert len(seen) == 27
 
 
 @pytest.mark.parametrize(("width", "scheme"), [(PHONE, "light"), (1280, "light"),

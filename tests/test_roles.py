@@ -15,6 +15,7 @@ PAGES = {"/staff/": "support", "/staff/followups": "support",
          "/staff/testimonials": "support", "/staff/responses": "support",
          "/staff/responses.csv": "support", "/staff/contacts": "marketer",
          "/staff/campaigns": "marketer", "/staff/campaigns/new": "marketer",
+         "/staff/accounts": "support", "/staff/themes": "support",
          "/staff/team": "admin", "/staff/api-keys": "admin"}
 
 

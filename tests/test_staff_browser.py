@@ -48,7 +48,7 @@ def test_agent_logs_in_follows_up_and_publishes(page, workspace, artifacts):
         "Case updated: status new -> contacted")
     assert page.locator("ol.notes .body").inner_text() == "Called Ana: export fix ships Friday"
     assert page.locator("ol.notes .meta").inner_text().startswith(EMAIL)
-    assert page.locator("a:has-text('Write to this person')").get_attribute("href") \
+    assert page.locator("a:has-text('write from your own mail')").get_attribute("href") \
         .startswith("mailto:ana@example.com?subject=")
     page.screenshot(path=artifacts / "staff-case.png", full_page=True)
 

@@ -87,6 +87,7 @@ def no_store(response: Response) -> Response:
 
 
 from . import (  # noqa: E402,F401  (routes)
+    accounts,
     auth,
     campaigns,
     cases,
@@ -95,4 +96,5 @@ from . import (  # noqa: E402,F401  (routes)
     responses,
     team,
     testimonials,
+    themes,
 )
