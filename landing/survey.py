@@ -19,10 +19,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, StopValidation, ValidationError
 
-from survey_mailer import contacts, humans, responses, samples, scores
+from survey_mailer import branding, contacts, humans, responses, samples, scores
 from survey_mailer import db as db_
 from survey_mailer.compose import strings as email_strings
-from survey_mailer.errors import NotFound
+from survey_mailer.errors import NotFound, SurveyError
 from survey_mailer.scores import segment
 
 from .background import dispatch_after
@@ -88,8 +88,15 @@ def _delivery(purpose: str, token: str) -> dict:
     if found is None:
         raise PageError(_l("This link does not work"),
                         _l("This survey no longer exists."), 404)
-    g.locale = found["language"]
+    _look(found)
     return found
+
+
+def _look(found: dict) -> None:
+    """The delivery's language and its campaign's logo and accent, for the page's layout."""
+    g.locale = found["language"]
+    g.look = {"logo": branding.logo_path(get_db(), found["campaign_id"]),
+              "accent": found["accent"][1:] if found["accent"] else ""}
 
 
 def _ip_hash() -> str:
@@ -100,6 +107,38 @@ def _ip_hash() -> str:
 def healthz():
     db_.ping(get_db())
     return {"status": "ok"}
+
+
+@bp.get("/logo/<int:campaign_id>/<digest>.<any(png, jpg):ext>")
+def logo(campaign_id: int, digest: str, ext: str):
+    """A campaign's logo: for the email's header and the landing pages; its URL changes
+    with the image, so it is cached for good."""
+    try:
+        content_type, data = branding.logo(get_db(), campaign_id, digest)
+    except NotFound:
+        raise PageError(_l("Page not found"), _l("There is nothing at this address."),
+                        404) from None
+    response = current_app.response_class(data, mimetype=content_type)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+@bp.get("/accent/<colour>.css")
+def accent_css(colour: str):
+    """The landing pages' accent colour as a style sheet (the CSP allows no inline style)."""
+    try:
+        accent = branding.check_accent("#" + colour[:6]) if len(colour) == 6 else ""
+    except SurveyError:
+        accent = ""
+    if not accent:
+        raise PageError(_l("Page not found"), _l("There is nothing at this address."), 404)
+    # Light pages only: a dark accent on the dark theme's background would be unreadable,
+    # so dark mode keeps its own.
+    response = current_app.response_class(
+        f"@media (prefers-color-scheme: light) {{ :root {{ --accent: {accent};"
+        f" --on-accent: #ffffff; }} }}\n", mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 @bp.get("/favicon.ico")
@@ -288,7 +327,7 @@ def unsubscribe(token: str):
     if found is None:
         raise PageError(_l("This link does not work"), _l("This survey no longer exists."),
                         404)
-    g.locale = found["language"]
+    _look(found)
     if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
         contacts.unsubscribe(get_db(), found["contact_id"], method="one-click",
                              delivery_id=delivery_id)

@@ -7,6 +7,7 @@ import re
 
 import sqlite_utils
 
+from . import branding
 from .addresses import LINE_BREAKS, parse_mailbox, text_problem
 from .clock import ago, now
 from .compose import Composer
@@ -60,7 +61,7 @@ def check_segment(db: sqlite_utils.Database, segment: dict[str, str]) -> None:
 
 SUBJECTS = ("subject_es", "subject_fr", "subject_sv")  # empty: the `subject` (English)
 FIELDS = ("name", "subject", *SUBJECTS, "sender", "brand", "postal_address", "segment",
-          "remind_after_days")
+          "remind_after_days", "accent")
 
 
 def _checked(db: sqlite_utils.Database, fields: dict) -> dict:
@@ -91,6 +92,8 @@ def _checked(db: sqlite_utils.Database, fields: dict) -> dict:
     if "segment" in fields:
         check_segment(db, fields["segment"] or {})
         fields["segment"] = json.dumps(fields["segment"] or {})
+    if "accent" in fields:
+        fields["accent"] = branding.check_accent(fields["accent"])
     if "postal_address" in fields:
         fields["postal_address"] = _postal_address(fields["postal_address"] or "")
     if fields.get("remind_after_days") is not None and not \
@@ -108,7 +111,8 @@ def _default_brand(sender: str) -> str:
 def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
            brand: str | None = None, segment: dict[str, str] | None = None,
            postal_address: str = "", remind_after_days: int | None = None,
-           subject_es: str = "", subject_fr: str = "", subject_sv: str = "") -> int:
+           subject_es: str = "", subject_fr: str = "", subject_sv: str = "",
+           accent: str = "") -> int:
     """Create a campaign and return its id.
 
     An empty postal address means SURVEY_POSTAL_ADDRESS at send time (`ready`); an empty
@@ -118,14 +122,15 @@ def create(db: sqlite_utils.Database, *, name: str, subject: str, sender: str,
                            "brand": brand or "", "segment": segment or {},
                            "postal_address": postal_address or "",
                            "remind_after_days": remind_after_days, "subject_es": subject_es,
-                           "subject_fr": subject_fr, "subject_sv": subject_sv})
+                           "subject_fr": subject_fr, "subject_sv": subject_sv,
+                           "accent": accent})
     fields["brand"] = (fields["brand"] or _default_brand(fields["sender"])).strip()
     with write(db) as conn:
         cursor = conn.execute(
             "INSERT INTO campaigns (name, subject, subject_es, subject_fr, subject_sv, sender,"
-            " brand, postal_address, segment, remind_after_days, created_at) VALUES (:name,"
-            " :subject, :subject_es, :subject_fr, :subject_sv, :sender, :brand,"
-            " :postal_address, :segment, :remind_after_days, :created_at)",
+            " brand, postal_address, segment, remind_after_days, accent, created_at) VALUES"
+            " (:name, :subject, :subject_es, :subject_fr, :subject_sv, :sender, :brand,"
+            " :postal_address, :segment, :remind_after_days, :accent, :created_at)",
             {**fields, "created_at": now()})
     return cursor.lastrowid
 
@@ -181,6 +186,7 @@ def get(db: sqlite_utils.Database, campaign_id: int) -> dict:
         raise NotFound("campaign", campaign_id)
     campaign = dict(row)
     campaign["segment"] = json.loads(campaign["segment"])
+    campaign["logo_path"] = branding.logo_path(db, campaign_id)
     return campaign
 
 

@@ -74,6 +74,9 @@ def _context(campaign: dict, language: str, links: Links) -> dict:
         # Every link from the one builder, with the recipient's tokens as placeholders.
         "score_url": lambda score: links.score_url(TOKEN, score),
         "view_url": links.view_url(TOKEN),
+        "logo_url": links.base_url + campaign["logo_path"] if campaign.get("logo_path")
+        else "",
+        "accent": campaign.get("accent") or "",
         "honeypot_url": links.honeypot_url(TOKEN),
         "unsubscribe_url": links.unsubscribe_url(UNSUBSCRIBE),
         "brand": campaign["brand"],

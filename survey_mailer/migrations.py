@@ -594,3 +594,22 @@ def m023_closing_the_loop(db: sqlite_utils.Database) -> None:
     )
     # Cases overdue before now are history: marked in the queue, never alerted (loop.py).
     db.execute("INSERT INTO notify_state (name, value) VALUES ('overdue_until', ?)", [now()])
+
+
+@migrations()
+def m024_branding(db: sqlite_utils.Database) -> None:
+    # Issue 13: a campaign's accent colour (empty: the default) and its logo, kept in the
+    # database with everything else (backups take it along), served by its digest.
+    _run(
+        db,
+        """
+        ALTER TABLE campaigns ADD COLUMN accent TEXT NOT NULL DEFAULT '';
+        CREATE TABLE campaign_logos (
+            campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id),
+            content_type TEXT NOT NULL CHECK (content_type IN ('image/png', 'image/jpeg')),
+            data BLOB NOT NULL,
+            digest TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )

@@ -21,7 +21,7 @@ from .scores import SEGMENTS, counted_sql, filtered_sql, in_segment_sql, segment
 
 DELIVERY_SQL = """
     SELECT d.id, d.campaign_id, d.contact_id, c.email, c.name, c.language, c.company,
-           cp.brand, r.comment,
+           cp.brand, cp.accent, r.comment,
            -- What the person chose last: a confirmed answer, else the latest click, which
            -- may not be folded into the response yet.
            CASE WHEN r.confirmed THEN r.score ELSE coalesce(

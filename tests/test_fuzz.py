@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from staff_support import EMAIL, PASSWORD, answer, deliveries, login
 
 from landing import create_app, openapi
-from survey_mailer import api_keys, humans, users
+from survey_mailer import api_keys, branding, humans, users
 from survey_mailer.sns import SIGNED_FIELDS
 
 HUGE = "9" * 23  # more than SQLite's largest integer
@@ -36,6 +36,9 @@ class World:
         self.deliveries = deliveries(db, campaign_id)
         self.answer()
         self.api_key = api_keys.create_api_key(db, "fuzz")
+        self.logo_digest = branding.set_logo(db, campaign_id, base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5"
+            "ErkJggg=="))
         self.delighted_auth = "Basic " + base64.b64encode(api_keys.create_api_key(
             db, "fuzz-delighted", campaign_id).encode()).decode()
         self.public = app.test_client()
@@ -314,6 +317,12 @@ def _valid(w: World, name: str, endpoint: str) -> list[str]:
         return ["style.css", "human.js", "../README.md", "..%2fwsgi.py", "x/../style.css"]
     if name == "action":
         return ["pause", "resume"]
+    if name == "digest":
+        return [w.logo_digest]
+    if name == "ext":
+        return ["png"]
+    if name == "colour":
+        return ["1a7f37", "ffff00"]
     if name == "campaign_id":
         return [str(w.campaign)]
     if name == "identifier":  # Delighted's people: nothing erased by an aimed request
@@ -538,7 +547,7 @@ def check(w: World, endpoint: str, client, method: str, path: str, **request) ->
     status = response.status_code
     w.statuses[endpoint].add(status)
     assert status < 500, f"{method} {path} answered {status}"
-    assert "Traceback" not in response.get_data(as_text=True)
+    assert b"Traceback" not in response.get_data()
     response.close()  # a static file's, too
     if status >= 400:
         after = w.snapshot()

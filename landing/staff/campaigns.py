@@ -8,16 +8,18 @@ from zoneinfo import ZoneInfo
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from survey_mailer import branding, contacts, nps, progress, samples, schedules
 from survey_mailer import campaigns as campaigns_
-from survey_mailer import contacts, nps, progress, samples, schedules
 from survey_mailer.compose import preview_html
 from survey_mailer.errors import NotFound, SurveyError
 
 from ..db import get_db
 from ..errors import json_response
+from ..extensions import csrf
 from . import PostForm, bp, policy, settings
 from .roles import role_required
 
@@ -43,6 +45,9 @@ class CampaignForm(FlaskForm):
     segment = TextAreaField("Audience", validators=[Length(max=2000)],
                             description="One ATTRIBUTE=VALUE a line (company=Acme, plan=pro);"
                                         " everyone if empty")
+    accent = StringField("Accent colour", validators=[Length(max=20)],
+                         description="Like #1a7f37: a line above the email, the pages' buttons;"
+                                     " the default blue if empty")
     remind_after_days = IntegerField("Remind after (days)", validators=[
         Optional(), NumberRange(0, 365)], description="Empty: no reminder")
 
@@ -83,7 +88,7 @@ def _fields(form: CampaignForm) -> dict:
             "sender": form.sender.data,
             "brand": form.brand.data or "", "postal_address": form.postal_address.data or "",
             "segment": campaigns_.parse_segment(lines),
-            "remind_after_days": form.remind_after_days.data}
+            "remind_after_days": form.remind_after_days.data, "accent": form.accent.data or ""}
 
 
 def _form_page(form: CampaignForm, campaign: dict | None, status: int = 200):
@@ -131,7 +136,7 @@ def campaign(campaign_id: int):
     db = get_db()
     found = _campaign(campaign_id)
     return render_template(
-        "staff/campaign.html", campaign=found, languages=contacts.LANGUAGES,
+        "staff/campaign.html", campaign=found, languages=contacts.LANGUAGES, logo=LogoForm(),
         schedule=schedules.describe(found, _zone()), zone=_zone().key,
         audience=campaigns_.count_eligible(db, found, settings()["SURVEY_RESURVEY_DAYS"]),
         progress=progress.progress(db, campaign_id), form=ScheduleForm(), post=PostForm())
@@ -175,6 +180,42 @@ def schedule_campaign(campaign_id: int):
         flash(f"Not scheduled: {e}.", "error")
     else:
         flash(message, "success")
+    return redirect(url_for("staff.campaign", campaign_id=campaign_id), 303)
+
+
+class LogoForm(FlaskForm):
+    logo = FileField("Logo", validators=[FileRequired("Choose a PNG or JPEG image.")])
+
+
+@bp.post("/campaigns/<id:campaign_id>/logo")
+@csrf.exempt  # checked below, once the upload's larger limit is set
+@role_required("marketer")
+def upload_logo(campaign_id: int):
+    request.max_content_length = branding.MAX_LOGO + 16 * 1024
+    csrf.protect()
+    _campaign(campaign_id)
+    form = LogoForm()
+    if not form.validate():
+        flash(form.logo.errors[0], "error")
+    else:
+        try:
+            branding.set_logo(get_db(), campaign_id, form.logo.data.read())
+        except SurveyError as e:
+            flash(f"No logo: {e}.", "error")
+        else:
+            flash("Logo saved: it shows in the email's header and on the landing pages.",
+                  "success")
+    return redirect(url_for("staff.campaign", campaign_id=campaign_id), 303)
+
+
+@bp.post("/campaigns/<id:campaign_id>/logo/remove")
+@role_required("marketer")
+def remove_logo(campaign_id: int):
+    if not PostForm().validate_on_submit():
+        abort(400)
+    _campaign(campaign_id)
+    branding.remove_logo(get_db(), campaign_id)
+    flash("Logo removed.", "success")
     return redirect(url_for("staff.campaign", campaign_id=campaign_id), 303)
 
 
