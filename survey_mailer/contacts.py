@@ -333,6 +333,9 @@ def erase(db: sqlite_utils.Database, email: str) -> Erased | None:
             f"DELETE FROM notifications WHERE response_id IN {theirs}"
             " AND status NOT IN ('sent', 'failed')",
             f"UPDATE notifications SET payload = '{{}}' WHERE response_id IN {theirs}",
+            # A reply from a case went to them: its target and any relay error name them.
+            f"UPDATE notifications SET target = '', last_error = NULL"
+            f" WHERE response_id IN {theirs} AND lower(target) = :email",
             f"UPDATE clicks SET user_agent = '', ip_hash = '' WHERE delivery_id IN"
             f" {deliveries}",
             "UPDATE deliveries SET error = NULL WHERE contact_id = :id"

@@ -168,7 +168,7 @@ EVERY_RESPONSE = ResponseFilter()
 
 RESPONSE_SQL = """
     SELECT r.id, r.score, r.comment, r.responded_at, r.updated_at, r.contact_id,
-           c.email, c.name, c.created_at AS person_created_at, c.attributes
+           c.email, c.name, c.created_at AS person_created_at, c.attributes, c.erased_at
     FROM responses r JOIN contacts c ON c.id = r.contact_id
 """
 
@@ -198,7 +198,8 @@ def survey_responses(db: sqlite_utils.Database, campaign_id: int, policy: str, *
 
 def response_object(row: dict, expand_person: bool, base_url: str) -> dict:
     """One response as Delighted showed it."""
-    person = {"id": str(row["contact_id"]), "email": row["email"], "name": row["name"] or None,
+    email = None if row.get("erased_at") else row["email"]  # erased: no address, not a stand-in
+    person = {"id": str(row["contact_id"]), "email": email, "name": row["name"] or None,
               "created_at": unix(row["person_created_at"])} if expand_person \
         else str(row["contact_id"])
     detractor = segment(row["score"]) == "detractor"

@@ -235,3 +235,19 @@ def test_deleting_an_unknown_person_is_404(app_client):
                           headers=basic(key, False))
     assert reply.status_code == 404
     assert reply.json["status"] == 404
+
+
+def test_an_erased_person_s_response_still_counts_without_their_address(app_client):
+    client, key = app_client
+    auth = basic(key, False)
+    made = client.post("/delighted/v1/survey_responses.json", headers=auth,
+                       json={"person_email": "gone@example.com", "score": 3,
+                             "comment": "Gone soon", "created_at": 1735689600})
+    assert made.status_code == 201, made.json
+    assert client.delete("/delighted/v1/people/email:gone@example.com",
+                         headers=auth).status_code == 202
+    listed = client.get("/delighted/v1/survey_responses?expand[]=person", headers=auth).json
+    assert [(r["score"], r["comment"], r["person"]["email"], r["person"]["name"])
+            for r in listed] == [(3, None, None, None)]
+    assert client.get("/delighted/v1/metrics", headers=auth).json["detractor_count"] == 1
+    assert client.get("/delighted/v1/people", headers=auth).json == []

@@ -126,3 +126,27 @@ def test_a_queued_alert_about_an_erased_person_is_never_sent(db, runner, sent_ca
     assert db.execute("SELECT count(*) FROM notifications").fetchone()[0] == 0
     text = dump(db).lower()
     assert "furious" not in text and "bob@example.com" not in text and "smith" not in text
+
+
+def test_a_reply_from_a_case_keeps_no_address_after_erase(db, runner, sent_campaign,
+                                                          staff_user, monkeypatch):  # noqa: F811
+    """A reply to a detractor holds their address as its target and may hold it in a relay
+    error: both go with the erase."""
+    from survey_mailer import config as config_
+    from survey_mailer import loop
+
+    monkeypatch.setenv("SURVEY_SUPPORT_EMAIL", "support@acme.test")
+    response_id = answer(db, deliveries(db, sent_campaign)["bob@example.com"], 2,
+                         "Bob Smith is furious")
+    loop.queue_reply(db, config_.load(), response_id, by=staff_user, subject="Sorry Bob",
+                     body="We are fixing the export")
+    with db_.write(db) as conn:  # as if the relay had refused it, naming his address
+        conn.execute("UPDATE notifications SET status = 'failed', last_error ="
+                     " '550 <bob@example.com>: mailbox full' WHERE event_key LIKE 'reply/%'")
+    assert "bob@example.com" in dump(db).lower()
+    assert runner("contacts", "erase", "bob@example.com").exit_code == 0
+    text = dump(db).lower()
+    assert "bob@example.com" not in text and "fixing the export" not in text
+    row = db.execute("SELECT target, last_error FROM notifications"
+                     " WHERE event_key LIKE 'reply/%'").fetchone()
+    assert row[:] == ("", None)
