@@ -25,7 +25,7 @@ from .roles import role_required
 
 PERIOD_CHOICES = [SelectChoice(p, f"Every {p}") for p in schedules.PERIODS]
 # The email as a recipient sees it: inline styles, no script, framed only by our own page.
-PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; "
+PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; "
                "frame-ancestors 'self'; base-uri 'none'")
 
 
