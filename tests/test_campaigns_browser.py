@@ -63,6 +63,10 @@ def test_a_marketer_builds_previews_tests_and_sends(browser, live_server, worker
         page.fill("#sender", "Acme <nps@acme.test>")
         page.fill("#postal_address", "1 Main St, Springfield")
         page.fill("#accent", "#1a7f37")
+        page.fill("#segment", "company=Acme")  # the count follows the typing
+        expect(page.locator("#audience-count")).to_have_text("2 contacts would get it now")
+        page.fill("#segment", "")
+        expect(page.locator("#audience-count")).to_have_text("4 contacts would get it now")
         page.click("button:has-text('Create campaign')")
         assert page.locator("h1").inner_text().startswith("Q1 relationship")
         page.set_input_files("input[type=file]", str(logo))

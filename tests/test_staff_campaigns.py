@@ -165,3 +165,15 @@ def test_send_me_a_test_arrives_marked_and_counts_nothing(marketer, db, settings
     assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 0
     assert marketer.post(f"/staff/campaigns/{campaign_id}/test",
                          data={"csrf_token": token, "language": "de"}).status_code == 400
+
+
+def test_the_audience_count_answers_as_the_lines_are_typed(marketer, db):
+    assert marketer.get("/staff/campaigns/audience.json").json == {"count": 4}
+    assert marketer.get("/staff/campaigns/audience.json?segment=company%3DAcme").json == \
+        {"count": 2}
+    reply = marketer.get("/staff/campaigns/audience.json?segment=company%3DAcme%0Aplan%3Dpro")
+    assert reply.json == {"count": 1}
+    reply = marketer.get("/staff/campaigns/audience.json?segment=shoe_size%3D42")
+    assert reply.status_code == 400
+    assert reply.json["error"].startswith('no contact has the attribute "shoe_size"')
+    assert 'id="audience-count"' in marketer.get("/staff/campaigns/new").text

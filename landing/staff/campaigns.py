@@ -95,6 +95,22 @@ def _form_page(form: CampaignForm, campaign: dict | None, status: int = 200):
     return render_template("staff/campaign_form.html", form=form, campaign=campaign), status
 
 
+@bp.get("/campaigns/audience.json")
+@role_required("marketer")
+def audience():
+    """How many contacts an audience reaches now (the form's live count)."""
+    lines = [line.strip() for line in request.args.get("segment", "").splitlines()
+             if line.strip()]
+    try:
+        segment = campaigns_.parse_segment(lines)
+        campaigns_.check_segment(get_db(), segment)
+    except SurveyError as e:
+        return json_response({"error": str(e)}, 400)
+    count = campaigns_.count_eligible(get_db(), {"id": 0, "segment": segment},
+                                      settings()["SURVEY_RESURVEY_DAYS"])
+    return json_response({"count": count})
+
+
 @bp.route("/campaigns/new", methods=["GET", "POST"])
 @role_required("marketer")
 def new_campaign():
