@@ -6,6 +6,7 @@ person can look at them after a run.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -14,6 +15,7 @@ import re
 import pytest
 from conftest import outbox
 
+from survey_mailer import branding, campaigns
 from survey_mailer.compose import strings
 
 pytestmark = pytest.mark.browser
@@ -57,15 +59,34 @@ MEASURE = """() => {
 }"""
 
 
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhf"
+                       "DwAChwGA60e6kgAAAABJRU5ErkJggg==")
+
+
+@pytest.fixture(params=["plain", "branded"])
+def emailed(request, db, runner, contacts_csv, settings) -> str:
+    """A campaign sent to the four contacts: plain, or with a logo and an accent colour."""
+    assert runner("contacts", "import", str(contacts_csv)).exit_code == 0
+    campaign_id = campaigns.create(db, name="Q4", subject="A quick question",
+                                   sender="Acme <nps@acme.test>", postal_address="1 Main St",
+                                   accent="#1a7f37" if request.param == "branded" else "")
+    if request.param == "branded":
+        branding.set_logo(db, campaign_id, PNG)
+    assert runner("campaign", "send", str(campaign_id)).exit_code == 0
+    return request.param
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("address", list(LANGUAGES))
-def test_email_fits_a_phone(sent_campaign, settings, page, artifacts, address, scheme):
+def test_email_fits_a_phone(emailed, settings, page, artifacts, address, scheme):
     language = LANGUAGES[address]
     html = outbox(settings)[address].get_body(("html",)).get_content()
+    assert ("border-top:4px solid #1a7f37" in html) == (emailed == "branded")
     page.set_viewport_size({"width": PHONE, "height": 640})
     page.emulate_media(color_scheme=scheme)
     page.set_content(html)
-    page.screenshot(path=artifacts / f"email-{language}-{scheme}-320px.png", full_page=True)
+    page.screenshot(path=artifacts / f"email-{emailed}-{language}-{scheme}-320px.png",
+                    full_page=True)
     seen = page.evaluate(MEASURE)
 
     buttons = seen["buttons"]

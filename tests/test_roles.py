@@ -156,3 +156,22 @@ def test_an_admin_creates_and_revokes_api_keys(accounts, db, sent_campaign, clie
     assert reply.status_code == 400
     assert admin.post("/staff/api-keys/999/revoke", data={"csrf_token": token}
                       ).status_code == 404
+
+
+def test_support_cannot_change_contacts_or_campaigns(accounts, db, sent_campaign):
+    client = client_for(SUPPORT)
+    token = csrf_token(client.get("/staff/").text)
+    before = [tuple(r) for r in db.execute("SELECT * FROM campaigns")]
+    contact = db.execute("SELECT id FROM contacts LIMIT 1").fetchone()[0]
+    for path, data in (
+            ("/staff/campaigns/new", {"name": "X", "subject": "Y",
+                                      "sender": "Acme <nps@acme.test>"}),
+            (f"/staff/campaigns/{sent_campaign}/schedule", {"action": "now"}),
+            (f"/staff/campaigns/{sent_campaign}/pause", {}),
+            (f"/staff/campaigns/{sent_campaign}/test", {"language": "en"}),
+            (f"/staff/contacts/{contact}/unsubscribe", {}),
+            (f"/staff/contacts/{contact}/erase", {"sure": "y"})):
+        assert client.post(path, data={**data, "csrf_token": token}).status_code == 403, path
+    assert [tuple(r) for r in db.execute("SELECT * FROM campaigns")] == before
+    assert db.execute("SELECT count(*) FROM contacts WHERE unsubscribed_at IS NOT NULL"
+                      " OR erased_at IS NOT NULL").fetchone()[0] == 0

@@ -64,8 +64,9 @@ def test_admin_adds_a_marketer_who_uploads_contacts(browser, live_server, db, tm
         page.click("text=Log out")
 
         log_in(page, base, SUPPORT)
-        page.goto(base + "/staff/contacts")
-        assert page.locator("h1").inner_text() == "You cannot do that"
-        page.screenshot(path=artifacts / "contacts-refused.png")
+        for path in ("/staff/contacts", "/staff/campaigns", "/staff/campaigns/new"):
+            page.goto(base + path)
+            assert page.locator("h1").inner_text() == "You cannot do that", path
+        page.screenshot(path=artifacts / "campaigns-refused.png")
     finally:
         context.close()
