@@ -127,16 +127,20 @@ def contacts():
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def contacts_import(state: State, file: Path):
     """Import contacts from a CSV file with a header row (all rows or none)."""
+    # As bytes: the encoding (UTF-8, UTF-16, Windows-1252) is detected, see csvfiles.
+    click.echo(str(_all_or_nothing(contacts_.import_csv, state.db, file)))
+
+
+def _all_or_nothing(load, db, file: Path):
+    """Run an all-or-nothing CSV import of a file; each bad line on stderr, then one error."""
     try:
-        # As bytes: the encoding (UTF-8, UTF-16, Windows-1252) is detected, see csvfiles.
-        imported = contacts_.import_csv(state.db, file.read_bytes())
+        return load(db, file.read_bytes())
     except ImportFailed as e:
         for problem in e.problems:
             click.echo(problem, err=True)
         noun = "problem" if len(e.problems) == 1 else "problems"
         raise click.ClickException(
             f"{len(e.problems)} {noun} in {file}; nothing was imported") from e
-    click.echo(str(imported))
 
 
 @command(contacts, "list")
@@ -522,14 +526,8 @@ def responses_group():
               help="The campaign the history goes in (made if new), e.g. \"Delighted 2025\".")
 def responses_import(state: State, file: Path, campaign_name: str):
     """Import past responses (email, score, responded_at...) from a CSV file: all or none."""
-    try:
-        imported = imports.import_csv(state.db, campaign_name, file.read_bytes())
-    except ImportFailed as e:
-        for problem in e.problems:
-            click.echo(problem, err=True)
-        noun = "problem" if len(e.problems) == 1 else "problems"
-        raise click.ClickException(
-            f"{len(e.problems)} {noun} in {file}; nothing was imported") from e
+    imported = _all_or_nothing(
+        lambda db, data: imports.import_csv(db, campaign_name, data), state.db, file)
     click.echo(f"{imported} (campaign \"{campaign_name.strip()}\")")
 
 
