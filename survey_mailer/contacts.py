@@ -37,60 +37,43 @@ def parse_csv(source: bytes | IO[bytes] | IO[str]) -> list[dict]:
     `source` is the file's bytes or a binary stream (its encoding and delimiter are
     detected, see csvfiles), or a text stream already decoded.
     """
-    records = csvfiles.records(source)
-    try:
-        _, fields = next(records)
-    except StopIteration:
-        raise ImportFailed(["line 1: the file is empty; a header row with an email column "
-                            "is required"]) from None
-    header = [h.strip().lower() for h in fields]
+    table = csvfiles.Table(source, lambda h: h.strip().lower(),
+                           "a header row with an email column is required")
+    header = table.header
     if "email" not in header:
         raise ImportFailed([f"line 1: no \"email\" column in the header ({', '.join(header)})"])
-    duplicates = {h for h in header if header.count(h) > 1}
-    if duplicates:
-        raise ImportFailed([f"line 1: column \"{sorted(duplicates)[0]}\" appears twice"])
     rows: list[dict] = []
-    problems: list[str] = []
+    problems = table.problems
     seen: dict[str, int] = {}
     extra = [h for h in header if h not in CORE_COLUMNS]
-    try:
-        for line, values in records:
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                problems.append(
-                    f"line {line}: {len(values)} fields, the header has {len(header)}")
-                continue
-            record = {h: v.strip() for h, v in zip(header, values, strict=True)}
-            email = record["email"]
-            language = record.get("language", "").lower() or "en"
-            name, name_problem = _text("name", record.get("name", ""))
-            company, company_problem = _text("company", record.get("company", ""))
-            if not email:
-                problems.append(f"line {line}: email is empty")
-            elif email_problem(email):
-                problems.append(f"line {line}: {email_problem(email)}")
-            elif email.lower() in seen:
-                problems.append(
-                    f"line {line}: \"{email}\" already appears on line {seen[email.lower()]}")
-            elif language not in LANGUAGES:
-                problems.append(
-                    f"line {line}: unknown language \"{shown(record['language'])}\" "
-                    f"(use one of {', '.join(LANGUAGES)})")
-            elif name_problem or company_problem:
-                problems.append(f"line {line}: {name_problem or company_problem}")
-            else:
-                seen[email.lower()] = line
-                rows.append({
-                    "email": email,
-                    "name": name,
-                    "company": company,
-                    "language": language,
-                    "attributes": json.dumps(
-                        {k: record[k] for k in extra if record[k]}, ensure_ascii=False),
-                })
-    except ImportFailed as e:  # a malformed record: report it after the rows before it
-        problems.extend(e.problems)
+    for line, record in table.rows():
+        email = record["email"]
+        language = record.get("language", "").lower() or "en"
+        name, name_problem = _text("name", record.get("name", ""))
+        company, company_problem = _text("company", record.get("company", ""))
+        if not email:
+            problems.append(f"line {line}: email is empty")
+        elif email_problem(email):
+            problems.append(f"line {line}: {email_problem(email)}")
+        elif email.lower() in seen:
+            problems.append(
+                f"line {line}: \"{email}\" already appears on line {seen[email.lower()]}")
+        elif language not in LANGUAGES:
+            problems.append(
+                f"line {line}: unknown language \"{shown(record['language'])}\" "
+                f"(use one of {', '.join(LANGUAGES)})")
+        elif name_problem or company_problem:
+            problems.append(f"line {line}: {name_problem or company_problem}")
+        else:
+            seen[email.lower()] = line
+            rows.append({
+                "email": email,
+                "name": name,
+                "company": company,
+                "language": language,
+                "attributes": json.dumps(
+                    {k: record[k] for k in extra if record[k]}, ensure_ascii=False),
+            })
     if problems:
         raise ImportFailed(problems)
     return rows

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO
 
 import charset_normalizer
@@ -75,6 +75,43 @@ def records(source: bytes | IO[bytes] | IO[str]) -> Iterator[tuple[int, list[str
             line = reader.line_num + 1
     except csv.Error as e:
         raise ImportFailed([f"line {line}: {e}"]) from None
+
+
+class Table:
+    """A CSV file read for an all-or-nothing import: its header row, then its records.
+
+    `key` turns a header cell into the name a column is known by. `rows()` refuses a
+    column named twice, skips blank lines, and notes a record with the wrong number of
+    fields, or a malformed one, in `problems` as `line N: reason`, in line order; the
+    caller adds its own and imports nothing unless `problems` stays empty.
+    """
+
+    def __init__(self, source: bytes | IO[bytes] | IO[str], key: Callable[[str], str],
+                 empty: str):
+        self._records = records(source)
+        try:
+            _, self.fields = next(self._records)
+        except StopIteration:
+            raise ImportFailed([f"line 1: the file is empty; {empty}"]) from None
+        self.header = [key(field) for field in self.fields]
+        self.problems: list[str] = []
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """Yield (line number, {column: value stripped}) for each record of data."""
+        duplicates = sorted({h for h in self.header if self.header.count(h) > 1})
+        if duplicates:
+            raise ImportFailed([f'line 1: column "{duplicates[0]}" appears twice'])
+        try:
+            for line, values in self._records:
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(self.header):
+                    self.problems.append(f"line {line}: {len(values)} fields, the header "
+                                         f"has {len(self.header)}")
+                    continue
+                yield line, {h: v.strip() for h, v in zip(self.header, values, strict=True)}
+        except ImportFailed as e:  # a malformed record: after the problems before it
+            self.problems.extend(e.problems)
 
 
 # Writing ------------------------------------------------------------------------------------

@@ -63,43 +63,26 @@ class Row(NamedTuple):
 
 def parse_csv(source: bytes | IO[bytes] | IO[str]) -> list[Row]:
     """Read and check every row of a responses file; raise ImportFailed naming each bad line."""
-    records = csvfiles.records(source)
-    try:
-        _, fields = next(records)
-    except StopIteration:
-        raise ImportFailed(["line 1: the file is empty; a header row with email, score and "
-                            "responded_at columns is required"]) from None
-    header = [_key(h) for h in fields]
+    table = csvfiles.Table(source, _key, "a header row with email, score and responded_at "
+                                         "columns is required")
+    header, fields = table.header, table.fields
     missing = [name for name in ("email", "score") if name not in header]
     if missing or not any(t in header for t in TIME_COLUMNS):
         needed = missing + ([] if any(t in header for t in TIME_COLUMNS) else
                             ["responded_at (or created_at, response timestamp)"])
         raise ImportFailed([f"line 1: no {', '.join(needed)} column in the header "
                             f"({', '.join(f.strip() for f in fields)})"])
-    duplicates = sorted({h for h in header if header.count(h) > 1})
-    if duplicates:
-        raise ImportFailed([f'line 1: column "{duplicates[0]}" appears twice'])
     time_column = next(t for t in TIME_COLUMNS if t in header)
     extra = {h: f.strip().lower() for h, f in zip(header, fields, strict=True)
              if h not in KNOWN}
-    rows, problems, seen = [], [], {}
-    try:
-        for line, values in records:
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                problems.append(f"line {line}: {len(values)} fields, the header has "
-                                f"{len(header)}")
-                continue
-            record = {h: v.strip() for h, v in zip(header, values, strict=True)}
-            problem, row = _row(line, record, time_column, extra, seen)
-            if problem:
-                problems.append(f"line {line}: {problem}")
-            else:
-                seen[row.email.lower()] = line
-                rows.append(row)
-    except ImportFailed as e:
-        problems.extend(e.problems)
+    rows, problems, seen = [], table.problems, {}
+    for line, record in table.rows():
+        problem, row = _row(line, record, time_column, extra, seen)
+        if problem:
+            problems.append(f"line {line}: {problem}")
+        else:
+            seen[row.email.lower()] = line
+            rows.append(row)
     if problems:
         raise ImportFailed(problems)
     return rows
