@@ -95,7 +95,8 @@ def _delivery(purpose: str, token: str) -> dict:
 def _look(found: dict) -> None:
     """The delivery's language and its campaign's logo and accent, for the page's layout."""
     g.locale = found["language"]
-    g.look = {"logo": branding.logo_path(get_db(), found["campaign_id"]),
+    g.look = {"logo": branding.path(found["campaign_id"], found["logo_digest"],
+                                    found["logo_type"]),
               "accent": found["accent"][1:] if found["accent"] else ""}
 
 
@@ -127,7 +128,7 @@ def logo(campaign_id: int, digest: str, ext: str):
 def accent_css(colour: str):
     """The landing pages' accent colour as a style sheet (the CSP allows no inline style)."""
     try:
-        accent = branding.check_accent("#" + colour[:6]) if len(colour) == 6 else ""
+        accent = branding.check_accent("#" + colour) if len(colour) == 6 else ""
     except SurveyError:
         accent = ""
     if not accent:

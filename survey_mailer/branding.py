@@ -78,11 +78,16 @@ def remove_logo(db: sqlite_utils.Database, campaign_id: int) -> None:
         conn.execute("DELETE FROM campaign_logos WHERE campaign_id = ?", [campaign_id])
 
 
+def path(campaign_id: int, digest: str | None, content_type: str | None) -> str | None:
+    """The logo's path under SURVEY_BASE_URL (it changes with the image), or None."""
+    return f"/logo/{campaign_id}/{digest}.{EXTENSIONS[content_type]}" if digest else None
+
+
 def logo_path(db: sqlite_utils.Database, campaign_id: int) -> str | None:
-    """The logo's path under SURVEY_BASE_URL (changes with the image), or None."""
+    """The path of a campaign's logo, or None."""
     row = db.execute("SELECT digest, content_type FROM campaign_logos WHERE campaign_id = ?",
                      [campaign_id]).fetchone()
-    return f"/logo/{campaign_id}/{row[0]}.{EXTENSIONS[row[1]]}" if row else None
+    return path(campaign_id, *row) if row else None
 
 
 def logo(db: sqlite_utils.Database, campaign_id: int, digest: str) -> tuple[str, bytes]:

@@ -21,7 +21,8 @@ from .scores import SEGMENTS, counted_sql, filtered_sql, in_segment_sql, segment
 
 DELIVERY_SQL = """
     SELECT d.id, d.campaign_id, d.contact_id, c.email, c.name, c.language, c.company,
-           cp.brand, cp.accent, r.comment,
+           cp.brand, cp.accent, lg.digest AS logo_digest, lg.content_type AS logo_type,
+           r.comment,
            -- What the person chose last: a confirmed answer, else the latest click, which
            -- may not be folded into the response yet.
            CASE WHEN r.confirmed THEN r.score ELSE coalesce(
@@ -31,6 +32,7 @@ DELIVERY_SQL = """
     FROM deliveries d
     JOIN contacts c ON c.id = d.contact_id
     JOIN campaigns cp ON cp.id = d.campaign_id
+    LEFT JOIN campaign_logos lg ON lg.campaign_id = d.campaign_id
     LEFT JOIN responses r ON r.delivery_id = d.id
     WHERE d.id = ?
 """
