@@ -17,100 +17,54 @@ SURVEY_RENEWAL_WINDOW_DAYS.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlite_utils
 
-from . import nps
-from .clock import stamp, utcnow
+from . import account_stats, nps
+from .account_stats import DECISION_MAKER
+from .clock import utcnow
 from .humans import reads_responses
-from .scores import DETRACTOR_SQL, PROMOTER_SQL, counted_sql, filtered_sql, segment_of_mean
+from .scores import segment_of_mean
 
 METHODS = ("responses", "account", "decision-maker")
-DECISION_MAKER = "decision-maker"
 
 
 @dataclass
 class _Account:
-    contacts: int = 0
-    surveyed: set = field(default_factory=set)
-    answered: set = field(default_factory=set)
-    latest: dict = field(default_factory=dict)  # contact id -> latest counted score
-    deciders: dict = field(default_factory=dict)  # the same, decision-makers only
+    """One company's sums in one window (account_stats.by_company)."""
+
     n: int = 0
     p: int = 0
     d: int = 0
     total: int = 0  # sum of counted scores (the `responses` method's mean)
-    sent: int = 0
     filtered: int = 0
+    sent: int = 0
+    surveyed: int = 0  # contacts sent a survey
+    answered: int = 0  # of those, contacts who answered
+    latest: tuple = (0, 0)  # sum and count of the contacts' latest counted scores
+    deciders: tuple = (0, 0)  # the same, decision-makers only
+    open_cases: int = 0  # detractors' cases not resolved, from any time
 
     def score(self, method: str) -> float | None:
         """Return the account's mean score under a method, or None without answers."""
         if method == "responses":
             return self.total / self.n if self.n else None
-        votes = self.deciders if method == DECISION_MAKER and self.deciders else self.latest
-        return sum(votes.values()) / len(votes) if votes else None
+        total, count = self.deciders if method == DECISION_MAKER and self.deciders[1] \
+            else self.latest
+        return total / count if count else None
 
 
-@dataclass(frozen=True)
-class Window:
-    """Which responses and deliveries a report looks at: a time range, or one campaign."""
-
-    start: str | None = None
-    end: str | None = None
-    campaign_id: int | None = None
-
-    def sql(self, column: str, alias: str) -> tuple[str, list]:
-        if self.campaign_id is not None:
-            return f"{alias}.campaign_id = ?", [self.campaign_id]
-        return f"{column} >= ? AND {column} < ?", [self.start, self.end]
-
-
-def windows(days: int) -> tuple[Window, Window]:
-    """Return the last `days` days and the `days` before them."""
-    now = utcnow()
-    edges = [stamp(now - timedelta(days=days * k)) for k in (2, 1, 0)]
-    return Window(edges[1], edges[2]), Window(edges[0], edges[1])
-
-
-def _collect(db: sqlite_utils.Database, window: Window, policy: str,
-             companies: dict[int, str], deciders: set[int]) -> dict[str, _Account]:
-    """Read one window's answers and deliveries into accounts."""
-    accounts: dict[str, _Account] = defaultdict(_Account)
-    where, params = window.sql("r.responded_at", "r")
-    # Per contact: counted responses, promoters, detractors, the score sum, and the score
-    # of the latest answer (SQLite gives the bare column of the row with the max()).
-    for contact_id, n, p, d, total, latest, _ in db.execute(
-            f"SELECT r.contact_id, count(*), sum({PROMOTER_SQL}), sum({DETRACTOR_SQL}),"
-            f" sum(r.score), r.score, max(r.responded_at) FROM responses r"
-            f" WHERE {where} AND {counted_sql(policy)} GROUP BY r.contact_id", params):
-        company = companies.get(contact_id)
-        if company is None:
-            continue
-        account = accounts[company]
-        account.n, account.p, account.d = account.n + n, account.p + p, account.d + d
-        account.total += total
-        account.latest[contact_id] = latest
-        account.answered.add(contact_id)
-        if contact_id in deciders:
-            account.deciders[contact_id] = latest
-    where, params = window.sql("r.responded_at", "r")
-    for contact_id, count in db.execute(
-            f"SELECT r.contact_id, count(*) FROM responses r WHERE {where}"
-            f" AND {filtered_sql()} GROUP BY r.contact_id", params):
-        if contact_id in companies:
-            accounts[companies[contact_id]].filtered += count
-    where, params = window.sql("d.sent_at", "d")
-    for contact_id, count in db.execute(
-            f"SELECT d.contact_id, count(*) FROM deliveries d WHERE {where}"
-            f" AND d.status = 'sent' GROUP BY d.contact_id", params):
-        if contact_id in companies:
-            account = accounts[companies[contact_id]]
-            account.sent += count
-            account.surveyed.add(contact_id)
-    return accounts
+def _windows(rows) -> tuple[dict[str, _Account], dict[str, _Account]]:
+    """Return the accounts of the current window and of the one before, from their sums."""
+    windows: tuple[dict, dict] = ({}, {})
+    for company, win, n, p, d, total, filtered, sent, surveyed, answered, \
+            latest, count, decided, deciders, opened in rows:
+        windows[win][company] = _Account(n, p, d, total or 0, filtered, sent, surveyed,
+                                         answered, (latest or 0, count),
+                                         (decided or 0, deciders), opened)
+    return windows
 
 
 def _classified(accounts: dict[str, _Account], method: str) -> dict[str, float]:
@@ -129,51 +83,40 @@ def report(db: sqlite_utils.Database, *, policy: str = "balanced", method: str =
     """
     if method not in METHODS:
         raise ValueError(f"unknown account method {method!r}")
-    companies, deciders, renewals, members = {}, set(), defaultdict(list), defaultdict(int)
     today = utcnow().date()
-    for contact_id, company, role, renewal in db.execute(
-            "SELECT id, company, json_extract(attributes, '$.role'),"
-            " json_extract(attributes, '$.renewal_date') FROM contacts WHERE company != ''"):
-        companies[contact_id] = company
-        members[company] += 1
-        if role == DECISION_MAKER:
-            deciders.add(contact_id)
+    members, renewals = {}, {}
+    # Each company's contacts, and its earliest upcoming renewal date that is a real date.
+    for company, count, renewal in db.execute(
+            """SELECT company, count(*), min(CASE WHEN day >= ? AND date(day) IS day
+                                             THEN day END)
+               FROM (SELECT company, substr(json_extract(attributes, '$.renewal_date'), 1, 10)
+                            AS day FROM contacts WHERE company != '')
+               GROUP BY company""", [today.isoformat()]):
+        members[company] = count
         if renewal:
-            try:
-                day = date.fromisoformat(str(renewal)[:10])
-            except ValueError:
-                continue  # a renewal date we cannot read is no renewal date
-            if day >= today:
-                renewals[company].append(day)
+            renewals[company] = date.fromisoformat(renewal)
     if campaign_id is not None:
-        current, before = Window(campaign_id=campaign_id), None
+        accounts, before = _windows(account_stats.of_campaign(db, policy, campaign_id))[0], {}
     else:
-        current, before = windows(window_days)
-    accounts = _collect(db, current, policy, companies, deciders)
-    previous = _classified(_collect(db, before, policy, companies, deciders), method) \
-        if before else {}
-    open_cases = dict(db.execute(
-        f"SELECT c.company, count(*) FROM responses r JOIN contacts c ON c.id = r.contact_id"
-        f" LEFT JOIN cases k ON k.response_id = r.id WHERE {counted_sql(policy)}"
-        f" AND {DETRACTOR_SQL} AND coalesce(k.status, 'new') != 'resolved'"
-        f" AND c.company != '' GROUP BY c.company").fetchall())
+        account_stats.refresh(db, policy, window_days)
+        accounts, before = _windows(account_stats.by_company(db.conn))
+    previous = _classified(before, method)
     horizon = today + timedelta(days=renewal_days)
     groups = []
-    for company in set(accounts) | set(open_cases):
-        account = accounts.get(company) or _Account()
+    for company, account in accounts.items():
         score = account.score(method)
         kind = segment_of_mean(score) if score is not None else None
-        renewal = min(renewals[company]) if renewals.get(company) else None
-        opened = open_cases.get(company, 0)
+        renewal = renewals.get(company)
+        opened = account.open_cases
         groups.append({
             "key": company,
             "score": round(score, 1) if score is not None else None,
             "segment": kind,
             **nps._row(account.n, account.p, account.d, account.sent, account.filtered),
             "contacts": members.get(company, 0),
-            "surveyed": len(account.surveyed),
-            "coverage": round(len(account.answered & account.surveyed)
-                              / len(account.surveyed), 4) if account.surveyed else 0.0,
+            "surveyed": account.surveyed,
+            "coverage": round(account.answered / account.surveyed, 4)
+            if account.surveyed else 0.0,
             "change": round(score - previous[company], 1)
             if score is not None and company in previous else None,
             "open_cases": opened,

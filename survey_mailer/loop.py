@@ -111,9 +111,12 @@ def digest_emails(config: Config) -> list[str]:
 def queue_digest(db: sqlite_utils.Database, config: Config) -> str | None:
     """Queue the digest of the period before this one if none was; return its period.
 
-    Nothing is queued without SURVEY_DIGEST_EMAILS or webhooks to send it to.
+    Nothing is queued, and no period claimed, without webhooks or SURVEY_DIGEST_EMAILS and
+    an address to send them from (a campaign's sender, or SURVEY_SUPPORT_EMAIL): a later
+    round sends the period's digest once there is one.
     """
-    emails, urls = digest_emails(config), notify.webhook_urls(config)
+    sender = _sender_of_campaign(db, None) or config["SURVEY_SUPPORT_EMAIL"]
+    emails, urls = digest_emails(config) if sender else [], notify.webhook_urls(config)
     if not emails and not urls:
         return None
     every, zone = config["SURVEY_DIGEST_EVERY"], ZoneInfo(config["SURVEY_TIMEZONE"])
@@ -122,7 +125,6 @@ def queue_digest(db: sqlite_utils.Database, config: Config) -> str | None:
         return None
     body = digest.build(db, config, covered, digest.previous(covered, every, zone))
     text = digest.text(body, config["SURVEY_BASE_URL"])
-    sender = _sender_of_campaign(db, None) or config["SURVEY_SUPPORT_EMAIL"]
     with write(db) as conn:
         # The period's figures only: names and comments stay out of this table, so erasing
         # a contact (`contacts erase`) leaves nothing of them here.
@@ -133,11 +135,10 @@ def queue_digest(db: sqlite_utils.Database, config: Config) -> str | None:
                             ).rowcount:
             return None  # another worker claimed it meanwhile
         key = f"digest/{covered.label}"
-        if sender:
-            email = {"type": "digest", "from": sender, "text": text,
-                     "subject": f"NPS digest {covered.label}: {_score(body['nps'])}"}
-            for target in emails:
-                notify._insert(conn, f"{key}|email|{target}", "email", target, email, None)
+        email = {"type": "digest", "from": sender, "text": text,
+                 "subject": f"NPS digest {covered.label}: {_score(body['nps'])}"}
+        for target in emails:
+            notify._insert(conn, f"{key}|email|{target}", "email", target, email, None)
         hook = {**body, "text": text.split("\n", 1)[0]
                 + f" - {len(body['at_risk_accounts'])} accounts at risk, "
                 f"{body['overdue_count']} overdue cases"}

@@ -613,3 +613,80 @@ def m024_branding(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m025_account_stats(db: sqlite_utils.Database) -> None:
+    # Issue 14: each contact's totals in the two account windows, kept current by
+    # account_stats.refresh, with the contact's company and whether they decide, so the
+    # report sums a company's rows along one index. A delivery sent (or unsent), a case's
+    # new status and a contact's new company or role note the contact in account_dirty;
+    # responses need no trigger: their version (m014) says which changed.
+    _run(
+        db,
+        """
+        CREATE TABLE account_stats (
+            contact_id INTEGER NOT NULL,
+            win INTEGER NOT NULL CHECK (win IN (0, 1)),
+            n INTEGER NOT NULL,
+            p INTEGER NOT NULL,
+            d INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            latest INTEGER,
+            filtered INTEGER NOT NULL,
+            sent INTEGER NOT NULL,
+            open_cases INTEGER NOT NULL,
+            company TEXT NOT NULL,
+            decides INTEGER NOT NULL,
+            PRIMARY KEY (contact_id, win)
+        ) WITHOUT ROWID;
+        CREATE INDEX account_stats_company ON account_stats(company, win, n, p, d, total,
+                                                            filtered, sent, latest, decides,
+                                                            open_cases);
+        CREATE TABLE account_stats_state (
+            policy TEXT NOT NULL,
+            days INTEGER NOT NULL,
+            start TEXT NOT NULL,
+            mid TEXT NOT NULL,
+            version INTEGER NOT NULL
+        );
+        CREATE TABLE account_dirty (contact_id INTEGER PRIMARY KEY)
+        """
+    )
+    note = "INSERT OR IGNORE INTO account_dirty (contact_id) VALUES"
+    for name, event, when, notes in (
+            ("insert", "INSERT", "NEW.status = 'sent'", ["NEW"]),
+            ("update", "UPDATE OF status, sent_at, contact_id",
+             "NEW.status = 'sent' OR OLD.status = 'sent'", ["NEW", "OLD"]),
+            ("delete", "DELETE", "OLD.status = 'sent'", ["OLD"])):
+        db.execute(f"CREATE TRIGGER deliveries_account_{name} AFTER {event} ON deliveries"
+                   f" WHEN {when} BEGIN "
+                   + " ".join(f"{note} ({row}.contact_id);" for row in notes) + " END")
+    role = "->> '$.role'"
+    for name, event, when in (
+            ("update", "UPDATE OF company, attributes", f"NEW.company IS NOT OLD.company OR"
+             f" (NEW.attributes {role}) IS NOT (OLD.attributes {role})"),
+            ("delete", "DELETE", "1")):
+        db.execute(f"CREATE TRIGGER contacts_account_{name} AFTER {event} ON contacts"
+                   f" WHEN {when} BEGIN {note} (OLD.id); END")
+    of_case = "INSERT OR IGNORE INTO account_dirty (contact_id) SELECT contact_id FROM responses"
+    for name, event, row in (("insert", "INSERT", "NEW"),
+                             ("update", "UPDATE OF status, response_id", "NEW"),
+                             ("delete", "DELETE", "OLD")):
+        db.execute(f"CREATE TRIGGER cases_account_{name} AFTER {event} ON cases BEGIN"
+                   f" {of_case} WHERE id = {row}.response_id; END")
+
+
+@migrations()
+def m026_retag_in_slices(db: sqlite_utils.Database) -> None:
+    # Issue 14: re-tagging after a rule change is done in slices across the worker's rounds
+    # (themes.retag): the rules version being applied, the last response id done, and the
+    # response version it started from.
+    _run(
+        db,
+        """
+        ALTER TABLE theme_rules ADD COLUMN retag_version INTEGER;
+        ALTER TABLE theme_rules ADD COLUMN retag_after INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE theme_rules ADD COLUMN retag_seen INTEGER NOT NULL DEFAULT 0
+        """
+    )

@@ -159,42 +159,57 @@ def stale(db: sqlite_utils.Database) -> bool:
     return version != tagged
 
 
-def retag(db: sqlite_utils.Database) -> int:
-    """Tag every comment by the rules again (after a rule change); return how many match.
+def retag(db: sqlite_utils.Database, batches: int | None = None) -> int:
+    """Tag every comment by the rules again (after a rule change); return the tags made.
 
-    Rule tags are replaced in batches; tags set by hand stay. Comments are read in id order
-    and the work is committed batch by batch, so a large database never holds the write
-    lock for long.
+    Comments are read in id order, BATCH at a time; each batch replaces its own rule tags
+    (tags set by hand stay) and moves the cursor on in one transaction, so the write lock is
+    never held for long, a crash resumes where it stopped, and with `batches` a caller (the
+    worker's round) does a slice and comes back: meanwhile old comments keep their old tags.
+    A rule change in the middle starts the pass again.
     """
     (version,) = db.execute("SELECT version FROM theme_rules").fetchone()
-    # Comments changed while this runs are tagged by the next tag_new (versions above).
-    (seen,) = db.execute("SELECT coalesce(max(version), 0) FROM responses").fetchone()
+    with write(db) as conn:
+        if conn.execute("SELECT retag_version IS NOT ? FROM theme_rules",
+                        [version]).fetchone()[0]:
+            # Comments changed after this are tagged by the next tag_new (versions above).
+            conn.execute("UPDATE theme_rules SET retag_version = ?, retag_after = 0,"
+                         " retag_seen = (SELECT coalesce(max(version), 0) FROM responses)",
+                         [version])
+    (last,) = db.execute("SELECT retag_after FROM theme_rules").fetchone()
     matcher = Matcher.build(_rules(db))
     tagged = 0
-    last = 0
-    with write(db) as conn:
-        conn.execute("DELETE FROM response_themes WHERE source = 'rule'")
-    while True:
+    while batches is None or batches > 0:
         rows = db.execute("SELECT id, comment FROM responses WHERE id > ? AND comment != ''"
                           " ORDER BY id LIMIT ?", [last, BATCH]).fetchall()
-        if not rows:
-            break
-        found = [(response_id, theme_id) for response_id, comment in rows
-                 for theme_id in matcher.themes(comment)]
         with write(db) as conn:
+            if conn.execute("SELECT version FROM theme_rules").fetchone()[0] != version:
+                break  # the rules changed meanwhile: the next call starts the pass again
+            if not rows:
+                conn.execute("UPDATE theme_rules SET tagged = retag_version,"
+                             " tagged_version = retag_seen")
+                break
+            found = [(response_id, theme_id) for response_id, comment in rows
+                     for theme_id in matcher.themes(comment)]
+            conn.execute("DELETE FROM response_themes WHERE source = 'rule'"
+                         " AND response_id > ? AND response_id <= ?", [last, rows[-1][0]])
             conn.executemany("INSERT INTO response_themes (response_id, theme_id, source) "
                              "VALUES (?, ?, 'rule') ON CONFLICT DO NOTHING", found)
+            last = rows[-1][0]
+            conn.execute("UPDATE theme_rules SET retag_after = ?", [last])
         tagged += len(found)
-        last = rows[-1][0]
-    with write(db) as conn:
-        conn.execute("UPDATE theme_rules SET tagged = ?, tagged_version = ?", [version, seen])
+        if batches is not None:
+            batches -= 1
     return tagged
 
 
-def tag_new(db: sqlite_utils.Database) -> int:
-    """Tag comments written or changed since the last tagging; redo all when rules changed."""
+def tag_new(db: sqlite_utils.Database, batches: int | None = None) -> int:
+    """Tag comments written or changed since the last tagging; redo all when rules changed.
+
+    After a rule change, `batches` bounds the slice of the whole pass done in this call.
+    """
     if stale(db):
-        return retag(db)
+        return retag(db, batches)
     (until,) = db.execute("SELECT tagged_version FROM theme_rules").fetchone()
     rows = db.execute("SELECT id, comment, version FROM responses WHERE version > ?"
                       " ORDER BY version", [until]).fetchall()

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from . import campaigns, humans, loop, notify, reminders, schedules, themes
+from . import account_stats, campaigns, humans, loop, notify, reminders, schedules, themes
 from .clock import ago, now, shift
 from .config import Config
 from .db import write
@@ -33,6 +33,9 @@ log = logging.getLogger("survey_mailer.worker")
 # stopped, for deliveries whose `sent` was committed just after that round read them (with
 # 0 days) or stamped by a clock a little behind.
 REMIND_OVERLAP_SECONDS = 300
+# After a theme rule change, each round re-tags this many batches of comments (50,000):
+# about a second's work, so a million comments never hold up a round's sends for long.
+RETAG_BATCHES = 10
 
 
 class Worker:
@@ -70,8 +73,12 @@ class Worker:
         if folded:
             log.info("folded %d clicks", folded)
         done["folded"] = folded
+        # The accounts report's totals, brought up to date here so pages find them so.
+        done["accounts"] = account_stats.refresh(
+            self.db, self.config["SURVEY_SCORE_POLICY"],
+            self.config["SURVEY_ACCOUNT_WINDOW_DAYS"])
         # Closing the loop (SPEC 13): theme tags, then what the dispatch below sends.
-        done["tagged"] = themes.tag_new(self.db)
+        done["tagged"] = themes.tag_new(self.db, batches=RETAG_BATCHES)
         done["overdue"] = loop.queue_overdue(self.db, self.config)
         done["digest"] = loop.queue_digest(self.db, self.config)
         if done["overdue"] or done["digest"]:

@@ -186,3 +186,41 @@ def test_the_worker_tags_new_comments_and_retags_after_a_rule_change(clock, sett
     Worker(db, config_.load()).round()
     assert themes.of_responses(db, [ana, bob, chloe]) == {
         ana: ["Speed", "Support"], bob: ["Support"], chloe: ["Speed", "Support"]}
+
+
+def test_retagging_goes_in_slices_and_starts_again_after_a_rule_change(
+        clock, settings, db, sent_campaign, monkeypatch):
+    ids = deliveries(db, sent_campaign)
+    said = {"ana@example.com": "slow support", "bob@example.com": "so slow",
+            "chloe@example.com": "support was fine"}
+    answers = {email: answer(db, ids[email], 5, text) for email, text in said.items()}
+    speed = themes.save(db, "Speed", "slow")
+    themes.tag_new(db)
+    monkeypatch.setattr(themes, "BATCH", 1)
+    themes.save(db, "Speed", "support", speed)  # a rule change: every comment again
+    themes.tag_new(db, batches=1)  # one slice: Ana's comment only
+    assert themes.stale(db)
+    assert themes.of_responses(db, list(answers.values())) == {
+        answers["ana@example.com"]: ["Speed"], answers["bob@example.com"]: ["Speed"]}
+    themes.save(db, "Speed", "fine", speed)  # changed again mid-way: the pass starts over
+    themes.tag_new(db, batches=2)
+    assert themes.stale(db)
+    # Ana's and Bob's done (no longer Speed), Chloé's not yet (not Speed yet).
+    assert themes.of_responses(db, list(answers.values())) == {}
+    themes.tag_new(db, batches=5)
+    assert not themes.stale(db)
+    assert themes.of_responses(db, list(answers.values())) == {
+        answers["chloe@example.com"]: ["Speed"]}
+
+
+def test_a_digest_with_nobody_to_send_it_from_waits_unclaimed(clock, settings, db,
+                                                                monkeypatch):
+    # No campaign yet and no SURVEY_SUPPORT_EMAIL: no sender, so the period is not claimed
+    # by a digest that goes nowhere; once there is a sender, that period's digest goes out.
+    monkeypatch.setenv("SURVEY_DIGEST_EMAILS", BOSS)
+    monkeypatch.delenv("SURVEY_SUPPORT_EMAIL", raising=False)
+    assert Worker(db, config_.load()).round()["digest"] is None
+    assert db.execute("SELECT count(*) FROM digests").fetchone()[0] == 0
+    monkeypatch.setenv("SURVEY_SUPPORT_EMAIL", "support@acme.test")
+    assert Worker(db, config_.load()).round()["digest"] == "2026-W48"
+    assert [m["To"] for m in mails(settings, "digest")] == [BOSS]
