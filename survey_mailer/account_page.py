@@ -32,8 +32,8 @@ def detail(db: sqlite_utils.Database, config: Config, company: str) -> dict:
     report = accounts.report(
         db, policy=policy, method=config["SURVEY_ACCOUNT_NPS"],
         window_days=config["SURVEY_ACCOUNT_WINDOW_DAYS"],
-        renewal_days=config["SURVEY_RENEWAL_WINDOW_DAYS"])
-    row = next((g for g in report["groups"] if g["key"] == company), None)
+        renewal_days=config["SURVEY_RENEWAL_WINDOW_DAYS"], company=company)
+    row = next(iter(report["groups"]), None)
     trend = []
     for quarter, n, p, d, total in db.execute(
             f"""SELECT strftime('%Y', r.responded_at) || '-Q' ||

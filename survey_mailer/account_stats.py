@@ -149,9 +149,10 @@ def _changed(conn: sqlite3.Connection, state, start: str, mid: str) -> list[int]
     return [row[0] for row in conn.execute(query, params)]
 
 
-def by_company(conn: sqlite3.Connection, table: str = "account_stats"):
-    """Yield each company's sums per window, from `table` (account_stats or a temporary
-    table of the same columns):
+def by_company(conn: sqlite3.Connection, table: str = "account_stats",
+               company: str | None = None):
+    """Yield each company's sums per window (or one company's), from `table`
+    (account_stats or a temporary table of the same columns):
 
     (company, win, n, p, d, total, filtered, sent, surveyed, answered and surveyed,
     sum and count of the contacts' latest scores, the same for decision-makers, open
@@ -162,7 +163,8 @@ def by_company(conn: sqlite3.Connection, table: str = "account_stats"):
                    sum(sent > 0), sum(sent > 0 AND n > 0), sum(latest), count(latest),
                    sum(CASE WHEN decides THEN latest END),
                    count(CASE WHEN decides THEN latest END), sum(open_cases)
-            FROM {table} GROUP BY company, win""")
+            FROM {table} WHERE ? IS NULL OR company = ? GROUP BY company, win""",
+        [company, company])
 
 
 def of_campaign(db: sqlite_utils.Database, policy: str, campaign_id: int) -> list[tuple]:

@@ -75,50 +75,51 @@ def _classified(accounts: dict[str, _Account], method: str) -> dict[str, float]:
 @reads_responses
 def report(db: sqlite_utils.Database, *, policy: str = "balanced", method: str = "account",
            window_days: int = 90, renewal_days: int = 90,
-           campaign_id: int | None = None) -> dict:
+           campaign_id: int | None = None, company: str | None = None) -> dict:
     """Return the NPS by account: at-risk accounts first, then from the lowest score.
 
     The top-level NPS is over accounts (promoter accounts minus detractor accounts) under
-    `account` and `decision-maker`, over responses under `responses`.
+    `account` and `decision-maker`, over responses under `responses`. With `company`, only
+    that account (and the top level over it alone).
     """
     if method not in METHODS:
         raise ValueError(f"unknown account method {method!r}")
     today = utcnow().date()
     members, renewals = {}, {}
     # Each company's contacts, and its earliest upcoming renewal date that is a real date.
-    for company, count, renewal in db.execute(
+    for key, count, renewal in db.execute(
             """SELECT company, count(*), min(CASE WHEN day >= ? AND date(day) IS day
                                              THEN day END)
                FROM (SELECT company, substr(json_extract(attributes, '$.renewal_date'), 1, 10)
-                            AS day FROM contacts WHERE company != '')
-               GROUP BY company""", [today.isoformat()]):
-        members[company] = count
+                            AS day FROM contacts WHERE company != '' AND (? IS NULL OR company = ?))
+               GROUP BY company""", [today.isoformat(), company, company]):
+        members[key] = count
         if renewal:
-            renewals[company] = date.fromisoformat(renewal)
+            renewals[key] = date.fromisoformat(renewal)
     if campaign_id is not None:
         accounts, before = _windows(account_stats.of_campaign(db, policy, campaign_id))[0], {}
     else:
         account_stats.refresh(db, policy, window_days)
-        accounts, before = _windows(account_stats.by_company(db.conn))
+        accounts, before = _windows(account_stats.by_company(db.conn, company=company))
     previous = _classified(before, method)
     horizon = today + timedelta(days=renewal_days)
     groups = []
-    for company, account in accounts.items():
+    for key, account in accounts.items():
         score = account.score(method)
         kind = segment_of_mean(score) if score is not None else None
-        renewal = renewals.get(company)
+        renewal = renewals.get(key)
         opened = account.open_cases
         groups.append({
-            "key": company,
+            "key": key,
             "score": round(score, 1) if score is not None else None,
             "segment": kind,
             **nps._row(account.n, account.p, account.d, account.sent, account.filtered),
-            "contacts": members.get(company, 0),
+            "contacts": members.get(key, 0),
             "surveyed": account.surveyed,
             "coverage": round(account.answered / account.surveyed, 4)
             if account.surveyed else 0.0,
-            "change": round(score - previous[company], 1)
-            if score is not None and company in previous else None,
+            "change": round(score - previous[key], 1)
+            if score is not None and key in previous else None,
             "open_cases": opened,
             "renewal_date": renewal.isoformat() if renewal else None,
             "at_risk": bool((kind == "detractor" or opened) and renewal
