@@ -46,6 +46,12 @@ class _Account:
     latest: tuple = (0, 0)  # sum and count of the contacts' latest counted scores
     deciders: tuple = (0, 0)  # the same, decision-makers only
     open_cases: int = 0  # detractors' cases not resolved, from any time
+    contacts: int = 0
+    renewal: date | None = None  # the earliest upcoming renewal date of its contacts
+
+    def active(self) -> bool:
+        """Return whether the account has anything in the window: answers, sends, cases."""
+        return bool(self.n or self.filtered or self.sent or self.open_cases)
 
     def score(self, method: str) -> float | None:
         """Return the account's mean score under a method, or None without answers."""
@@ -60,10 +66,12 @@ def _windows(rows) -> tuple[dict[str, _Account], dict[str, _Account]]:
     """Return the accounts of the current window and of the one before, from their sums."""
     windows: tuple[dict, dict] = ({}, {})
     for company, win, n, p, d, total, filtered, sent, surveyed, answered, \
-            latest, count, decided, deciders, opened in rows:
-        windows[win][company] = _Account(n, p, d, total or 0, filtered, sent, surveyed,
-                                         answered, (latest or 0, count),
-                                         (decided or 0, deciders), opened)
+            latest, count, decided, deciders, opened, contacts, renewal in rows:
+        account = _Account(n, p, d, total or 0, filtered, sent, surveyed, answered,
+                           (latest or 0, count), (decided or 0, deciders), opened, contacts,
+                           date.fromisoformat(renewal) if renewal else None)
+        if account.active():
+            windows[win][company] = account
     return windows
 
 
@@ -85,36 +93,27 @@ def report(db: sqlite_utils.Database, *, policy: str = "balanced", method: str =
     if method not in METHODS:
         raise ValueError(f"unknown account method {method!r}")
     today = utcnow().date()
-    members, renewals = {}, {}
-    # Each company's contacts, and its earliest upcoming renewal date that is a real date.
-    for key, count, renewal in db.execute(
-            """SELECT company, count(*), min(CASE WHEN day >= ? AND date(day) IS day
-                                             THEN day END)
-               FROM (SELECT company, substr(json_extract(attributes, '$.renewal_date'), 1, 10)
-                            AS day FROM contacts WHERE company != '' AND (? IS NULL OR company = ?))
-               GROUP BY company""", [today.isoformat(), company, company]):
-        members[key] = count
-        if renewal:
-            renewals[key] = date.fromisoformat(renewal)
     if campaign_id is not None:
-        accounts, before = _windows(account_stats.of_campaign(db, policy, campaign_id))[0], {}
+        accounts, before = _windows(account_stats.of_campaign(
+            db, policy, campaign_id, today.isoformat(), company))[0], {}
     else:
         account_stats.refresh(db, policy, window_days)
-        accounts, before = _windows(account_stats.by_company(db.conn, company=company))
+        accounts, before = _windows(account_stats.by_company(db.conn, today.isoformat(),
+                                                             company=company))
     previous = _classified(before, method)
     horizon = today + timedelta(days=renewal_days)
     groups = []
     for key, account in accounts.items():
         score = account.score(method)
         kind = segment_of_mean(score) if score is not None else None
-        renewal = renewals.get(key)
+        renewal = account.renewal
         opened = account.open_cases
         groups.append({
             "key": key,
             "score": round(score, 1) if score is not None else None,
             "segment": kind,
             **nps._row(account.n, account.p, account.d, account.sent, account.filtered),
-            "contacts": members.get(key, 0),
+            "contacts": account.contacts,
             "surveyed": account.surveyed,
             "coverage": round(account.answered / account.surveyed, 4)
             if account.surveyed else 0.0,

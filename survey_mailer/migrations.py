@@ -618,10 +618,11 @@ def m024_branding(db: sqlite_utils.Database) -> None:
 @migrations()
 def m025_account_stats(db: sqlite_utils.Database) -> None:
     # Issue 14: each contact's totals in the two account windows, kept current by
-    # account_stats.refresh, with the contact's company and whether they decide, so the
-    # report sums a company's rows along one index. A delivery sent (or unsent), a case's
-    # new status and a contact's new company or role note the contact in account_dirty;
-    # responses need no trigger: their version (m014) says which changed.
+    # account_stats.refresh, with the contact's company, whether they decide and their
+    # renewal date, so the report sums a company's rows along one index. A delivery sent
+    # (or unsent), a case's new status, and a contact added, removed or given a new
+    # company, role or renewal date note the contact in account_dirty; responses need no
+    # trigger: their version (m014) says which changed.
     _run(
         db,
         """
@@ -638,22 +639,25 @@ def m025_account_stats(db: sqlite_utils.Database) -> None:
             open_cases INTEGER NOT NULL,
             company TEXT NOT NULL,
             decides INTEGER NOT NULL,
+            renewal TEXT,
             PRIMARY KEY (contact_id, win)
         ) WITHOUT ROWID;
         CREATE INDEX account_stats_company ON account_stats(company, win, n, p, d, total,
                                                             filtered, sent, latest, decides,
-                                                            open_cases);
+                                                            open_cases, renewal);
         CREATE TABLE account_stats_state (
             policy TEXT NOT NULL,
             days INTEGER NOT NULL,
             start TEXT NOT NULL,
             mid TEXT NOT NULL,
-            version INTEGER NOT NULL
+            version INTEGER NOT NULL,
+            dirty_until INTEGER NOT NULL
         );
-        CREATE TABLE account_dirty (contact_id INTEGER PRIMARY KEY)
+        CREATE TABLE account_dirty (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                                    contact_id INTEGER NOT NULL)
         """
     )
-    note = "INSERT OR IGNORE INTO account_dirty (contact_id) VALUES"
+    note = "INSERT INTO account_dirty (contact_id) VALUES"
     for name, event, when, notes in (
             ("insert", "INSERT", "NEW.status = 'sent'", ["NEW"]),
             ("update", "UPDATE OF status, sent_at, contact_id",
@@ -662,14 +666,16 @@ def m025_account_stats(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE TRIGGER deliveries_account_{name} AFTER {event} ON deliveries"
                    f" WHEN {when} BEGIN "
                    + " ".join(f"{note} ({row}.contact_id);" for row in notes) + " END")
-    role = "->> '$.role'"
-    for name, event, when in (
-            ("update", "UPDATE OF company, attributes", f"NEW.company IS NOT OLD.company OR"
-             f" (NEW.attributes {role}) IS NOT (OLD.attributes {role})"),
-            ("delete", "DELETE", "1")):
+    changed = " OR ".join(["NEW.company IS NOT OLD.company", *(
+        f"(NEW.attributes ->> '$.{key}') IS NOT (OLD.attributes ->> '$.{key}')"
+        for key in ("role", "renewal_date"))])
+    for name, event, when, row in (
+            ("insert", "INSERT", "NEW.company != ''", "NEW"),
+            ("update", "UPDATE OF company, attributes", changed, "NEW"),
+            ("delete", "DELETE", "1", "OLD")):
         db.execute(f"CREATE TRIGGER contacts_account_{name} AFTER {event} ON contacts"
-                   f" WHEN {when} BEGIN {note} (OLD.id); END")
-    of_case = "INSERT OR IGNORE INTO account_dirty (contact_id) SELECT contact_id FROM responses"
+                   f" WHEN {when} BEGIN {note} ({row}.id); END")
+    of_case = "INSERT INTO account_dirty (contact_id) SELECT contact_id FROM responses"
     for name, event, row in (("insert", "INSERT", "NEW"),
                              ("update", "UPDATE OF status, response_id", "NEW"),
                              ("delete", "DELETE", "OLD")):

@@ -17,6 +17,7 @@ import pytest
 
 from survey_mailer import account_stats, accounts
 from survey_mailer import clock as clock_
+from survey_mailer import db as db_
 from survey_mailer.clock import stamp
 from survey_mailer.db import write
 
@@ -71,9 +72,10 @@ def from_scratch(db, policy: str) -> list[tuple]:
     with write(db) as conn:
         conn.execute("DELETE FROM account_stats")
         conn.executemany(f"INSERT INTO account_stats ({account_stats.COLUMNS}) VALUES"
-                         f" ({', '.join('?' * 12)})", kept)
+                         f" ({', '.join('?' * len(kept[0]))})", kept)
         conn.execute("DELETE FROM account_stats_state")
-        conn.execute("INSERT INTO account_stats_state VALUES (?, ?, ?, ?, ?)", list(state))
+        conn.execute(f"INSERT INTO account_stats_state VALUES ({', '.join('?' * len(state))})",
+                     list(state))
     return full
 
 
@@ -89,7 +91,7 @@ def step(db, clock, rng: random.Random) -> str:
     contact = rng.randint(1, CONTACTS)
     moment = stamp(clock.time - timedelta(days=rng.uniform(0, 3 * DAYS)))
     kind = rng.choice(["answer", "answer", "rescore", "confirm", "flag", "seen", "send",
-                       "case", "company", "role", "time"])
+                       "case", "company", "role", "renewal", "contact", "time"])
     with write(db) as conn:
         responses = [r[0] for r in conn.execute("SELECT id FROM responses")]
         if kind == "answer" or (not responses and kind in ("rescore", "confirm", "flag",
@@ -127,10 +129,16 @@ def step(db, clock, rng: random.Random) -> str:
         elif kind == "company":
             conn.execute("UPDATE contacts SET company = ? WHERE id = ?",
                          [rng.choice(["", "Account 1", "Account 8"]), contact])
-        elif kind == "role":
-            conn.execute("UPDATE contacts SET attributes = ? WHERE id = ?",
-                         [json.dumps({"role": rng.choice(["decision-maker", "user"])}),
-                          contact])
+        elif kind in ("role", "renewal"):
+            attributes = {"role": rng.choice(["decision-maker", "user"])} if kind == "role" \
+                else {"renewal_date": rng.choice(["2027-01-10", "2026-11-30", "2027-02-30",
+                                                  "2027-03-01T10:00", "soon"])}
+            conn.execute("UPDATE contacts SET attributes = json_patch(attributes, ?)"
+                         " WHERE id = ?", [json.dumps(attributes), contact])
+        elif kind == "contact":
+            conn.execute("INSERT INTO contacts (email, company, created_at, updated_at)"
+                         " VALUES (?, 'Account 3', ?, ?)", [f"new{rng.random()}@example.com",
+                                                            moment, moment])
     if kind == "time":
         clock.time += timedelta(hours=rng.choice([-30, 5, 26, 24 * 20, 24 * 45]))
     return f"{kind} ({contact}, response {response})"
@@ -147,7 +155,8 @@ def test_kept_totals_equal_totals_from_scratch(world, clock, policy):
         assert table(db) == from_scratch(db, policy), done[-5:]
     # The walk went through every kind of change, and the table was never empty.
     assert {d.split()[0] for d in done} >= {"answer", "rescore", "confirm", "flag", "seen",
-                                            "send", "case", "company", "role", "time"}
+                                            "send", "case", "company", "role", "renewal",
+                                            "contact", "time"}
     assert table(db)
 
 
@@ -162,7 +171,8 @@ def test_a_refresh_computes_only_the_contacts_that_changed(world, clock):
             conn.execute("INSERT INTO responses (delivery_id, campaign_id, contact_id, score,"
                          " confirmed, created_at, responded_at) VALUES (?, 1, ?, 9, 1, ?, ?)",
                          [contact, contact, moment, moment])
-    assert account_stats.refresh(db, "balanced", DAYS) == CONTACTS  # the first: everyone
+    members = CONTACTS - CONTACTS // 5  # every fifth contact has no company
+    assert account_stats.refresh(db, "balanced", DAYS) == members  # the first: everyone
     assert account_stats.refresh(db, "balanced", DAYS) == 0
     with write(db) as conn:
         conn.execute("UPDATE responses SET score = 2 WHERE contact_id = 4")
@@ -177,8 +187,8 @@ def test_a_refresh_computes_only_the_contacts_that_changed(world, clock):
     clock.time += timedelta(days=1)
     assert account_stats.refresh(db, "balanced", DAYS) == 1
     # Another policy or window is computed afresh.
-    assert account_stats.refresh(db, "strict", DAYS) == CONTACTS
-    assert account_stats.refresh(db, "strict", 60) == CONTACTS
+    assert account_stats.refresh(db, "strict", DAYS) == members
+    assert account_stats.refresh(db, "strict", 60) == members
 
 
 def test_the_report_reads_the_kept_totals(world, clock):
@@ -191,12 +201,54 @@ def test_the_report_reads_the_kept_totals(world, clock):
                      " confirmed, created_at, responded_at) VALUES (1, 1, 1, 3, 1, ?, ?)",
                      [moment, moment])
     first = accounts.report(db, window_days=DAYS)
-    assert [(g["key"], g["score"], g["open_cases"]) for g in first["groups"]] == [
-        ("Account 1", 3.0, 1)]
+    assert [(g["key"], g["score"], g["open_cases"], g["contacts"]) for g in first["groups"]
+            ] == [("Account 1", 3.0, 1, 4)]
     with write(db) as conn:
         conn.execute("UPDATE contacts SET company = 'Renamed' WHERE id = 1")
         conn.execute("INSERT INTO cases (response_id, status, updated_at) VALUES (1,"
                      " 'resolved', ?)", [moment])
     again = accounts.report(db, window_days=DAYS)
-    assert [(g["key"], g["score"], g["open_cases"]) for g in again["groups"]] == [
-        ("Renamed", 3.0, 0)]
+    assert [(g["key"], g["score"], g["open_cases"], g["contacts"]) for g in again["groups"]
+            ] == [("Renamed", 3.0, 0, 1)]
+
+
+def test_a_full_computation_holds_no_lock_and_misses_nothing_written_meanwhile(
+        world, clock, monkeypatch):
+    # The first refresh reads its snapshot without the write lock: another connection
+    # answers, resolves a case and changes a role while it reads. The totals then match
+    # the snapshot, and the next refresh takes up what was written meanwhile.
+    db, other = world, db_.connect(world.path)
+    with write(db) as conn:
+        moment = stamp(START - timedelta(days=2))
+        conn.execute("INSERT INTO deliveries (id, campaign_id, contact_id, status, created_at,"
+                     " sent_at) VALUES (1, 1, 1, 'sent', ?, ?)", [moment, moment])
+        conn.execute("INSERT INTO responses (id, delivery_id, campaign_id, contact_id, score,"
+                     " confirmed, created_at, responded_at) VALUES (1, 1, 1, 1, 2, 1, ?, ?)",
+                     [moment, moment])
+    real = account_stats.compute
+
+    def compute_while_another_writes(conn, *args, **kwargs):
+        rows = real(conn, *args, **kwargs)
+        with write(other) as theirs:  # would wait forever if the reader held the lock
+            sent = campaign(theirs)
+            theirs.execute("INSERT INTO deliveries (id, campaign_id, contact_id, status,"
+                           " created_at, sent_at) VALUES (2, ?, 8, 'sent', ?, ?)",
+                           [sent, moment, moment])
+            theirs.execute("INSERT INTO responses (delivery_id, campaign_id, contact_id,"
+                           " score, confirmed, created_at, responded_at)"
+                           " VALUES (2, ?, 8, 10, 1, ?, ?)", [sent, moment, moment])
+            theirs.execute("INSERT INTO cases (response_id, status, updated_at)"
+                           " VALUES (1, 'resolved', ?)", [moment])
+            theirs.execute("UPDATE contacts SET attributes = '{\"role\": \"decision-maker\"}'"
+                           " WHERE id = 22")
+        return rows
+
+    monkeypatch.setattr(account_stats, "compute", compute_while_another_writes)
+    account_stats.refresh(db, "balanced", DAYS)
+    monkeypatch.setattr(account_stats, "compute", real)
+    one = {row[0]: row for row in table(db) if row[1] == 0}
+    assert (one[1][9], one[8][2], one[22][11]) == (1, 0, 0)  # the snapshot: before
+    assert account_stats.refresh(db, "balanced", DAYS) == 3  # contacts 1, 8 and 22
+    one = {row[0]: row for row in table(db) if row[1] == 0}
+    assert (one[1][9], one[8][2], one[22][11]) == (0, 1, 1)
+    assert table(db) == from_scratch(db, "balanced")
