@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import send_campaign
+from conftest import BROWSER_UA, gunicorn_server, send_campaign
 from sesfixtures import (  # noqa: F401 - fixtures used by name
     FaultProxy,
     max_in_any_window,
@@ -279,3 +279,128 @@ def test_throttling_and_5xx_are_retried_every_message_once_rate_respected(
     # jitter of this shared machine, which moves requests across window edges.)
     assert len(starts) == len(proxy.arrivals)
     assert max_in_any_window(starts) <= rate
+
+
+# Processes killed while they serve: gunicorn's workers, the worker's alert dispatch -----
+
+CLICKS = 3000
+CLICKERS = 16
+WORKER_KILLS = 6  # each of the two worker slots three times, at even steps of the load
+
+
+def many_deliveries(db, count: int) -> None:
+    """One campaign sent to `count` contacts, written straight into the database."""
+    from survey_mailer import clock
+    from survey_mailer.db import write
+
+    stamp = clock.now()
+    with write(db) as conn:
+        conn.execute("INSERT INTO campaigns (id, name, subject, sender, brand, created_at)"
+                     " VALUES (1, 'Q4', 'A quick question', 'nps@acme.test', 'Acme', ?)",
+                     [stamp])
+        conn.executemany(
+            "INSERT INTO contacts (id, email, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            ((i, f"person{i}@example.com", stamp, stamp) for i in range(1, count + 1)))
+        conn.executemany(
+            "INSERT INTO deliveries (id, campaign_id, contact_id, status, created_at, sent_at)"
+            " VALUES (?, 1, ?, 'sent', ?, ?)", ((i, i, stamp, stamp) for i in range(1, count + 1)))
+
+
+def click(url: str, path: str) -> int | str:
+    """A person's click on a score link, not followed: the status, or why it failed."""
+    import http.client
+
+    conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+    try:
+        conn.request("GET", path, headers={"User-Agent": BROWSER_UA})
+        return conn.getresponse().status
+    except (http.client.HTTPException, OSError) as e:  # a worker killed mid-request
+        return f"{type(e).__name__}: {e}"
+    finally:
+        conn.close()
+
+
+def sockets(pid: int) -> set[str]:
+    """Return the inodes of the sockets a process holds open."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
+def kill_mid_request(server, pid: int) -> bool:
+    """SIGKILL a sync worker while it holds a client's connection, if one is caught within
+    a few seconds (stopped, looked at, let go again); return whether it was. Return once
+    the worker is dead."""
+    deadline = time.monotonic() + 5
+    caught = False
+    while time.monotonic() < deadline:
+        os.kill(pid, signal.SIGSTOP)
+        # A socket the arbiter does not hold (its listener, ...) is a client's connection.
+        caught = bool(sockets(pid) - sockets(server.process.pid))
+        if caught:
+            break
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGKILL)
+    while pid in server.workers():
+        time.sleep(0.01)
+    return caught
+
+
+@pytest.mark.slow
+def test_every_click_answered_303_is_logged_once_while_gunicorn_workers_are_killed(
+        settings, db, links, tmp_path):
+    """SIGKILL gunicorn's workers (never the arbiter, which starts new ones), each slot three
+    times, mostly while they hold a click, as 16 threads click 3,000 score links (one per
+    email). A click answered 303 is in the click log, exactly once. A request whose worker
+    died under it fails with a dropped connection (its click may be logged or not: nobody
+    was told either way), at most one per kill; those waiting in the listen queue are
+    served by the next worker."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+
+    many_deliveries(db, CLICKS)
+    paths = {i: f"/r/{links.token('score', i)}/{i % 11}" for i in range(1, CLICKS + 1)}
+    answers: dict[int, int | str] = {}
+    progress = threading.Semaphore(0)
+    killed: list[int] = []
+    mid_request = 0
+    with gunicorn_server(settings, tmp_path) as server:
+
+        def one(delivery_id: int) -> None:
+            answers[delivery_id] = click(server.url, paths[delivery_id])
+            progress.release()
+
+        with ThreadPoolExecutor(CLICKERS) as pool:
+            futures = [pool.submit(one, i) for i in paths]
+            for n in range(WORKER_KILLS):  # a kill after every seventh of the clicks
+                for _ in range(CLICKS // (WORKER_KILLS + 1)):
+                    progress.acquire()
+                workers = sorted(server.workers())
+                assert workers, "gunicorn has no worker"
+                victim = workers[n % len(workers)]
+                mid_request += kill_mid_request(server, victim)
+                killed.append(victim)
+            for future in futures:
+                future.result()
+        assert len(server.workers()) == 2  # the arbiter started new ones
+        assert click(server.url, "/healthz") == 200
+    answered = [i for i, status in answers.items() if status == 303]
+    dropped = {i: status for i, status in answers.items() if status != 303}
+    logged = dict(db.execute("SELECT delivery_id, count(*) FROM clicks GROUP BY delivery_id"))
+    print(f"gunicorn: {len(killed)} workers killed ({mid_request} mid-request), "
+          f"{len(answered)} clicks answered 303, {len(dropped)} dropped: "
+          f"{sorted(set(dropped.values()))}")
+    assert len(set(killed)) == WORKER_KILLS  # a new worker each time
+    assert all(isinstance(status, str) for status in dropped.values())  # no 5xx, no 4xx
+    assert [i for i in answered if logged.get(i) != 1] == []  # every one, once
+    assert max(logged.values()) == 1  # nothing doubled, answered or not
+    assert mid_request >= 1  # at least one worker died holding a click
+    assert len(dropped) <= len(killed)  # a sync worker holds one request: the rest wait
