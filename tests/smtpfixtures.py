@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import ssl
@@ -25,6 +26,7 @@ class Recorder:
         self.messages: list[dict] = []
         self.rcpt_replies: dict[str, list[str]] = {}
         self.hang_up_after_data: set[str] = set()  # take the message, drop before replying
+        self.delay = 0.0  # seconds each message waits before it is kept and answered
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         replies = self.rcpt_replies.get(address)
@@ -34,6 +36,8 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.hang_up_after_data & set(envelope.rcpt_tos):
             self.hang_up_after_data -= set(envelope.rcpt_tos)
             self.messages.append({"to": list(envelope.rcpt_tos), "hung_up": True})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import random
 import shutil
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER_UA, gunicorn_server, send_campaign
+from conftest import BROWSER_UA, gunicorn_server, send_campaign, stop_process
 from sesfixtures import (  # noqa: F401 - fixtures used by name
     FaultProxy,
     max_in_any_window,
@@ -48,6 +49,7 @@ from smtpfixtures import (  # noqa: F401 - fixtures used by name
     statuses,
     tls_files,
 )
+from staff_support import receiver  # noqa: F401 - a fixture used by name
 
 from survey_mailer import config as config_
 from survey_mailer.backends.ses import SESBackend
@@ -404,3 +406,89 @@ def test_every_click_answered_303_is_logged_once_while_gunicorn_workers_are_kill
     assert max(logged.values()) == 1  # nothing doubled, answered or not
     assert mid_request >= 1  # at least one worker died holding a click
     assert len(dropped) <= len(killed)  # a sync worker holds one request: the rest wait
+
+
+ALERTS = 60
+
+
+def settled(db) -> dict[str, int]:
+    """Count the alerts' notifications (not the weekly digest's, say) by status."""
+    return dict(db.execute("SELECT status, count(*) FROM notifications"
+                           " WHERE event_key LIKE 'response/%' GROUP BY status"))
+
+
+def message_ids(db, where: str) -> set[str]:
+    return {json.loads(p)["message_id"] for p, in db.execute(
+        f"SELECT payload FROM notifications WHERE kind = 'email' AND {where}")}
+
+
+def start_worker(log) -> subprocess.Popen:
+    return subprocess.Popen([COMMAND, "worker", "--interval", "0.2"], stdout=log,
+                            stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+@pytest.mark.slow
+def test_each_alert_once_after_the_worker_is_killed_mid_dispatch(
+        settings, db, smtp_server, receiver, tmp_path, monkeypatch):
+    """SIGKILL a real `survey-mailer worker` twice while it dispatches 60 detractor alerts
+    (emails to support over SMTP) and their 60 webhooks, and start it again each time.
+
+    What notify promises, and is checked here:
+    - a webhook is sent at least once, and is the same event each time (X-Survey-Event):
+      by its event, each arrives exactly once; a repeat only for one in flight at a kill;
+    - an email is never sent twice: one not yet handed over is sent by the next worker; one
+      whose hand-off a kill interrupted may have arrived, so it is left `unknown` for staff
+      (listed, sent again only with `notify --retry-unknown`), never resent blindly. So
+      each email arrived once, or is unknown (at most one per kill), and none is lost
+      silently.
+    """
+    from staff_support import answer
+
+    from survey_mailer import notify
+
+    server = smtp_server("none")
+    server.handler.delay = 0.05  # support's server takes its time: the kills land mid-send
+    monkeypatch.setenv("SURVEY_SUPPORT_EMAIL", "support@acme.test")
+    monkeypatch.setenv("SURVEY_WEBHOOK_URLS", receiver.url + "/hook")
+    many_deliveries(db, ALERTS)
+    for delivery_id in range(1, ALERTS + 1):
+        answer(db, delivery_id, delivery_id % 7, f"Comment {delivery_id}")  # 0-6: detractors
+    mails = server.handler.messages
+    kills = 0
+    with open(tmp_path / "worker.log", "wb") as log:
+        for threshold in (ALERTS // 4, ALERTS * 3 // 5):
+            worker = start_worker(log)
+            try:
+                deadline = time.monotonic() + 20
+                while len(mails) < threshold:
+                    assert worker.poll() is None and time.monotonic() < deadline, \
+                        "the worker sent no alerts"
+                    time.sleep(0.005)
+            finally:
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+            kills += 1
+        worker = start_worker(log)
+        try:
+            deadline = time.monotonic() + 20
+            while sum(settled(db).get(s, 0) for s in ("sent", "unknown")) < 2 * ALERTS:
+                assert time.monotonic() < deadline, f"not settled: {settled(db)}"
+                time.sleep(0.05)
+        finally:
+            stop_process(worker)
+    statuses = settled(db)
+    expected = message_ids(db, "event_key LIKE 'response/%'")
+    sent, unknown = message_ids(db, "status = 'sent'"), message_ids(db, "status = 'unknown'")
+    arrived = [m["message"]["Message-ID"] for m in mails if "message" in m]
+    events = [r["headers"]["X-Survey-Event"] for r in receiver.received
+              if r["json"]["event"] == "response.counted"]
+    print(f"alerts: {kills} kills, {len(arrived)} emails arrived, {len(unknown)} unknown, "
+          f"{len(events)} webhooks for {len(set(events))} events; {statuses}")
+    assert len(expected) == ALERTS and statuses.get("sent", 0) + len(unknown) == 2 * ALERTS
+    assert len(arrived) == len(set(arrived))  # no email twice
+    assert sent <= set(arrived)  # every one recorded sent arrived, once
+    assert expected - set(arrived) <= unknown  # none lost silently: the missing are listed
+    assert len(unknown) <= kills  # one email in flight per dispatcher
+    assert len(notify.problems(db)) == len(unknown)  # staff see each of them
+    assert len(set(events)) == ALERTS  # each webhook event arrived
+    assert len(events) - len(set(events)) <= kills  # a repeat only for one in flight
