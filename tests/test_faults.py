@@ -14,6 +14,23 @@ Sending campaigns:
   hangs up after taking the message: left unknown, resent only when asked.
 - test_throttling_and_5xx_are_retried_every_message_once_rate_respected: SES answers
   throttling and 503s: retried, each message once, the rate kept.
+
+Serving and background work:
+- test_every_click_answered_303_is_logged_once_while_gunicorn_workers_are_killed: gunicorn's
+  workers SIGKILLed mid-request under 3,000 clicks: every click answered 303 is in the
+  click log once; only requests in a killed worker's hands fail, by a dropped connection.
+- test_each_alert_once_after_the_worker_is_killed_mid_dispatch: `survey-mailer worker`
+  SIGKILLed twice while it sends alerts: no email twice, none lost silently (one whose
+  hand-off was cut is listed unknown), each webhook event arrives.
+
+A database that cannot be written (run as nobody, as root ignores file modes):
+- test_a_read_only_database_is_a_one_line_error_for_every_command: a write, a send and a
+  report each print one line naming the database, exit 1, no traceback, nothing written.
+- test_a_lock_file_left_by_another_user_is_named_in_one_line: the write lock beside the
+  database is another user's: the line names it.
+- test_a_click_on_a_read_only_database_gets_a_friendly_503: gunicorn on such a database
+  answers a click with the friendly error page and 503 (and /healthz 503), and logs the
+  reason in one line.
 """
 # ruff: noqa: F811  (fixtures imported from smtpfixtures are parameters here)
 
@@ -492,3 +509,105 @@ def test_each_alert_once_after_the_worker_is_killed_mid_dispatch(
     assert len(notify.problems(db)) == len(unknown)  # staff see each of them
     assert len(set(events)) == ALERTS  # each webhook event arrived
     assert len(events) - len(set(events)) <= kills  # a repeat only for one in flight
+
+
+# A database this process may not write -----------------------------------------------
+
+NOBODY = 65534  # the tests run as root, whom file modes do not stop: commands run as nobody
+
+
+def as_nobody(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", COMMAND, *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=60)
+
+
+@pytest.fixture
+def read_only_database(settings, monkeypatch):
+    """A database with three deliveries, in a folder nobody can reach: file 444, folder 555.
+
+    Its own folder under /tmp, as pytest's (0700, root's) is closed to nobody.
+    """
+    import tempfile
+
+    from survey_mailer import db as db_
+
+    if not shutil.which("setpriv"):
+        pytest.fail("this test drops privileges with setpriv (util-linux): install it")
+    top = Path(tempfile.mkdtemp(prefix="survey-readonly-"))
+    top.chmod(0o755)
+    folder = top / "data"
+    folder.mkdir()
+    path = folder / "survey.db"
+    monkeypatch.setenv("SURVEY_DATABASE", str(path))
+    settings["SURVEY_DATABASE"] = str(path)
+    database = db_.connect(path)
+    db_.migrate(database)
+    many_deliveries(database, 3)
+    database.close()
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        yield path
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(top)
+
+
+def read_only_error(path: Path, reason: str = "attempt to write a readonly database") -> str:
+    return (f"Error: the database {path} is read-only ({reason}): survey-mailer must be able "
+            f"to write the file and create files in its folder\n")
+
+
+def test_a_read_only_database_is_a_one_line_error_for_every_command(read_only_database):
+    before = read_only_database.read_bytes()
+    csv = read_only_database.parent.parent / "contacts.csv"
+    csv.write_text("email\nana@example.com\n")
+    csv.chmod(0o644)
+    # A write, a send, and a report: a report folds new clicks into responses, and in WAL
+    # mode SQLite cannot even read without creating the -shm file beside the database.
+    for command in (["contacts", "import", str(csv)], ["campaign", "send", "1"], ["report"]):
+        result = as_nobody(*command)
+        assert (result.returncode, result.stdout) == (1, ""), command
+        assert result.stderr == read_only_error(read_only_database), command
+    assert read_only_database.read_bytes() == before
+    assert sorted(p.name for p in read_only_database.parent.iterdir()) == [
+        "survey.db", "survey.db-writelock"]
+
+
+def test_a_lock_file_left_by_another_user_is_named_in_one_line(read_only_database):
+    # `survey-mailer init` run as root, the app run as another user: the database and its
+    # folder are open to all, but the write lock beside it is root's alone.
+    read_only_database.chmod(0o666)
+    read_only_database.parent.chmod(0o777)
+    result = as_nobody("contacts", "list")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == read_only_error(
+        read_only_database, f"Permission denied: {read_only_database}-writelock")
+
+
+@pytest.mark.slow
+def test_a_click_on_a_read_only_database_gets_a_friendly_503(read_only_database, settings,
+                                                             links, tmp_path):
+    import http.client
+
+    with gunicorn_server(settings, tmp_path, user=NOBODY) as server:
+        deadline = time.monotonic() + 20
+        while not isinstance(status := click(server.url, "/healthz"), int):
+            assert server.process.poll() is None and time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert status == 503  # a load balancer takes it out of service
+        conn = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=30)
+        conn.request("GET", f"/r/{links.token('score', 1)}/3",
+                     headers={"User-Agent": BROWSER_UA})
+        reply = conn.getresponse()
+        page = reply.read().decode()
+        conn.close()
+    assert reply.status == 503
+    assert reply.getheader("Content-Type") == "text/html; charset=utf-8"
+    assert "Something went wrong on our side" in page
+    assert "Your answer may not have been saved. Please try again in a moment." in page
+    assert "Traceback" not in page and "readonly" not in page
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert read_only_error(read_only_database).removeprefix("Error: ").strip() in log
