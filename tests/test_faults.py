@@ -36,6 +36,7 @@ A database that cannot be written (run as nobody, as root ignores file modes):
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -358,15 +359,20 @@ def kill_mid_request(server, pid: int) -> bool:
     the worker is dead."""
     deadline = time.monotonic() + 5
     caught = False
-    while time.monotonic() < deadline:
-        os.kill(pid, signal.SIGSTOP)
-        # A socket the arbiter does not hold (its listener, ...) is a client's connection.
-        caught = bool(sockets(pid) - sockets(server.process.pid))
-        if caught:
-            break
-        os.kill(pid, signal.SIGCONT)
-        time.sleep(0.001)
-    os.kill(pid, signal.SIGKILL)
+    try:
+        while time.monotonic() < deadline:
+            os.kill(pid, signal.SIGSTOP)
+            # A socket the arbiter does not hold (its listener, ...) is a client's connection.
+            caught = bool(sockets(pid) - sockets(server.process.pid))
+            if caught:
+                break
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.001)
+    except (ProcessLookupError, FileNotFoundError):  # it died meanwhile
+        return False
+    finally:  # never leave a worker stopped
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     while pid in server.workers():
         time.sleep(0.01)
     return caught
@@ -401,7 +407,7 @@ def test_every_click_answered_303_is_logged_once_while_gunicorn_workers_are_kill
             futures = [pool.submit(one, i) for i in paths]
             for n in range(WORKER_KILLS):  # a kill after every seventh of the clicks
                 for _ in range(CLICKS // (WORKER_KILLS + 1)):
-                    progress.acquire()
+                    assert progress.acquire(timeout=30), "the clicks stopped"
                 workers = sorted(server.workers())
                 assert workers, "gunicorn has no worker"
                 victim = workers[n % len(workers)]
