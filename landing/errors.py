@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from survey_mailer.errors import BadLink, LinkExpired, NotFound, SurveyError
+from survey_mailer.errors import BadLink, LinkExpired, NotFound, ReadOnlyDatabase, SurveyError
 from survey_mailer.sns import Rejected
 
 JSON_PREFIXES = ("/api/", "/hooks/", "/delighted/")
@@ -77,6 +77,8 @@ TITLES = {400: _l("That request did not work"), 401: _l("Please log in"),
           403: _l("You cannot do that"), 404: _l("Page not found"),
           405: _l("This page cannot do that"), 413: _l("That is too much text"),
           429: _l("Too many attempts")}
+UNSAVED = (_l("Something went wrong on our side"),
+           _l("Your answer may not have been saved. Please try again in a moment."))
 MESSAGES = {404: _l("There is nothing at this address."),
             429: _l("Please wait a minute and try again.")}
 
@@ -105,6 +107,11 @@ def handle(error: Exception):
         status, title, message = error.status, TITLES.get(error.status, ""), str(error)
     elif isinstance(error, NotFound):
         status, title, message = 404, TITLES[404], str(error)
+    elif isinstance(error, ReadOnlyDatabase):
+        # The server's fault, and passing once someone fixes it: a person is asked to try
+        # again; the operator reads the reason in the log, in one line.
+        current_app.logger.error("%s", error)
+        status, title, message = 503, *UNSAVED
     elif isinstance(error, SurveyError):
         status, title, message = 400, TITLES[400], str(error)
     elif isinstance(error, HTTPException):
@@ -119,8 +126,7 @@ def handle(error: Exception):
         return _page(title, message, status, headers)
     else:
         current_app.logger.exception("unexpected error")
-        status, title, message = 500, _l("Something went wrong on our side"), _l(
-            "Your answer may not have been saved. Please try again in a moment.")
+        status, title, message = 500, *UNSAVED
     if wants_json():
         return _error_json({"error": str(message)}, status)
     return _page(title, message, status)

@@ -14,6 +14,7 @@ import sqlite_utils
 
 from . import clock
 from . import config as config_
+from .errors import ReadOnlyDatabase
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 
@@ -39,11 +40,12 @@ def connect(path: str | Path, *, burst_seconds: float | None = None) -> sqlite_u
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL is durable against a crash of the process (what SIGKILL tests); only an OS
-    # crash or power cut can lose the last commits, which costs each commit an fsync less.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    with writable(path):
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a crash of the process (what SIGKILL tests); only an OS
+        # crash or power cut can lose the last commits, which costs each commit an fsync less.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
     # The one clock in SQL, for triggers (responses.updated_at): tests that freeze the
     # clock freeze it there too.
     conn.create_function("survey_now", 0, clock.now)
@@ -55,9 +57,35 @@ def connect(path: str | Path, *, burst_seconds: float | None = None) -> sqlite_u
     # the lock is free, where SQLite's busy handler sleeps 1, 2, 5, 10... ms between tries.
     db.write_lock = None
     if str(path) != ":memory:":
-        db.write_lock = os.open(f"{path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+        with writable(path):
+            db.write_lock = os.open(f"{path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
         weakref.finalize(db, os.close, db.write_lock)  # closed with the Database object
     return db
+
+
+@contextlib.contextmanager
+def writable(path: str | Path, *, files: bool = True) -> Iterator[None]:
+    """Turn "this process may not write the database" into one clear ReadOnlyDatabase.
+
+    SQLite says so as SQLITE_READONLY (the file, or its folder where the -wal and -shm files
+    go); the write lock beside the file says so as a PermissionError (`files`: only where
+    that lock is opened, so no other file's error is blamed on the database).
+    """
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if (e.sqlite_errorcode or 0) & 0xFF != sqlite3.SQLITE_READONLY:
+            raise
+        raise ReadOnlyDatabase(_read_only(path, str(e))) from e
+    except PermissionError as e:
+        if not files:
+            raise
+        raise ReadOnlyDatabase(_read_only(path, f"{e.strerror}: {e.filename}")) from e
+
+
+def _read_only(path: str | Path, reason: str) -> str:
+    return (f"the database {path} is read-only ({reason}): survey-mailer must be able to "
+            f"write the file and create files in its folder")
 
 
 def open_configured(config: config_.Config) -> sqlite_utils.Database:
@@ -122,13 +150,14 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     if lock is not None:
         fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
+        with writable(getattr(db, "path", "?"), files=False):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
     finally:
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -11,6 +11,11 @@ class ConfigError(SurveyError):
     """A setting is missing or has a value that cannot be used."""
 
 
+class ReadOnlyDatabase(SurveyError):
+    """This process may not write the database file, or create the files SQLite keeps
+    beside it (in WAL mode even a read needs its -shm file)."""
+
+
 class NotFound(SurveyError):
     """A named object (campaign, contact, ...) does not exist."""
 

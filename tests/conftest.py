@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
@@ -193,6 +194,54 @@ def stop_process(process) -> None:
             process.wait(10)
 
 
+class Gunicorn:
+    """The app under a real gunicorn with 2 sync workers on a free loopback port.
+
+    `url` is its base URL (its SURVEY_BASE_URL), `process` the arbiter (its children are
+    the workers), `log` the file gunicorn writes to. `user` runs it as another user (by
+    `setpriv`), e.g. nobody.
+    """
+
+    def __init__(self, env: dict[str, str], log: Path, user: int | None = None):
+        import subprocess
+        import sys
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        env = {**env, "SURVEY_BASE_URL": self.url}
+        prefix = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}",
+                                          "--clear-groups"]
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                [*prefix, str(Path(sys.executable).parent / "gunicorn"), "--bind",
+                 f"127.0.0.1:{port}", "--workers", "2", "--chdir",
+                 str(Path(__file__).resolve().parent.parent), "wsgi:app"],
+                stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def workers(self) -> list[int]:
+        """Return the live worker processes' ids: the arbiter's children, as the kernel lists
+        them, but for those dead and not yet reaped."""
+        children = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            try:
+                children += map(int, (task / "children").read_text().split())
+            except FileNotFoundError:  # a thread that just ended
+                pass
+        live = []
+        for pid in children:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            except FileNotFoundError:  # reaped meanwhile
+                continue
+            if state not in ("Z", "X"):
+                live.append(pid)
+        return live
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
 @pytest.fixture
 def live_server(settings, db, tmp_path):
     """Run the app under a real gunicorn (2 workers) on a free loopback port.
@@ -200,26 +249,25 @@ def live_server(settings, db, tmp_path):
     Yields the base URL. The settings fixture's environment is the server's, with
     SURVEY_BASE_URL pointing at the server so links in sent emails work against it.
     """
-    import os
-    import subprocess
-    import sys
+    with gunicorn_server(settings, tmp_path) as server:
+        yield server.url
 
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    os.environ["SURVEY_BASE_URL"] = base_url  # monkeypatched by `settings`: undone after
-    settings["SURVEY_BASE_URL"] = base_url
-    log = open(tmp_path / "gunicorn.log", "wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--chdir", str(Path(__file__).resolve().parent.parent),
-         "wsgi:app"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+@contextlib.contextmanager
+def gunicorn_server(settings, tmp_path, user: int | None = None):
+    """Start gunicorn on the test's settings; SURVEY_BASE_URL becomes its URL. Yield it
+    once it answers /healthz (or at once when `user` is given: it may not be healthy)."""
+    import os
+
+    server = Gunicorn(dict(os.environ), tmp_path / "gunicorn.log", user)
+    os.environ["SURVEY_BASE_URL"] = server.url  # monkeypatched by `settings`: undone after
+    settings["SURVEY_BASE_URL"] = server.url
     try:
-        wait_for_http(base_url + "/healthz", process)
-        yield base_url
+        if user is None:
+            wait_for_http(server.url + "/healthz", server.process)
+        yield server
     finally:
-        stop_process(process)
-        log.close()
+        server.stop()
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,10 +9,8 @@ import os
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import send_campaign
 from sesfixtures import (  # noqa: F401 - fixtures used by name
     FaultProxy,
-    max_in_any_window,
     moto_sent,
     moto_server,
     sent_recipients,
@@ -23,16 +21,6 @@ from survey_mailer import config as config_
 from survey_mailer.backends import Envelope
 from survey_mailer.backends.ses import SESBackend
 from survey_mailer.errors import DeliveryError, SendingStopped
-from survey_mailer.ratelimit import RATE_MARGIN, RateLimiter
-from survey_mailer.sender import Sender
-
-
-def import_contacts(runner, tmp_path, count: int) -> None:
-    path = tmp_path / "many.csv"
-    path.write_text("email,name,language\n" + "".join(
-        f"person{i:03d}@example.com,Person {i},{('en', 'es', 'fr', 'sv')[i % 4]}\n"
-        for i in range(count)), encoding="utf-8")
-    assert runner("contacts", "import", str(path)).exit_code == 0
 
 
 def create_campaign(runner) -> int:
@@ -81,40 +69,6 @@ def test_rate_comes_from_the_account_quota():
     backend = SESBackend.from_config(config_.load())
     assert backend.rate_limit() == 1.0  # moto's MaxSendRate
     backend.close()
-
-
-@pytest.mark.usefixtures("ses_env")
-def test_throttling_and_5xx_are_retried_every_message_once_rate_respected(
-        runner, db, links, tmp_path, monkeypatch):
-    import_contacts(runner, tmp_path, 60)
-    campaign_id = create_campaign(runner)
-
-    def fault(n):
-        if n % 4 == 1:
-            return 400, "TooManyRequestsException", "Maximum sending rate exceeded."
-        if n % 7 == 3:
-            return 503, "ServiceUnavailable", "Service is unavailable"
-        return None
-
-    rate = 20
-    with FaultProxy(os.environ["AWS_ENDPOINT_URL_SESV2"], fault) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SESV2", proxy.url)
-        backend = SESBackend.from_config(config_.load())
-        backend.backoff = 0.05  # our rounds after botocore's; botocore's own backoff stays
-        starts: list[float] = []
-        limiter = RateLimiter(rate, record=starts, margin=RATE_MARGIN)
-        summary = send_campaign(db, Sender(db, backend, limiter=limiter,
-                                           concurrency=backend.concurrency), campaign_id)
-        backend.close()
-    assert (summary.sent, summary.failed, summary.deferred, summary.unknown) == (60, 0, 0, [])
-    recipients = sent_recipients()
-    assert len(recipients) == 60 and len(set(recipients)) == 60  # each exactly once
-    assert len(proxy.arrivals) > 60 + 15  # faults were answered, and retried
-    # Every attempt, retries included, took a slot, and no one-second window holds more.
-    # (Counted where the slots are taken: arrival times at the proxy add the scheduling
-    # jitter of this shared machine, which moves requests across window edges.)
-    assert len(starts) == len(proxy.arrivals)
-    assert max_in_any_window(starts) <= rate
 
 
 class Stubbed:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import send_campaign
-from test_smtp import Recorder, Server, smtp_server, tls_files  # noqa: F401 - fixtures
+from smtpfixtures import Recorder, Server, smtp_server, tls_files  # noqa: F401 - fixtures
 
 from survey_mailer import campaigns, clock, transactional
 from survey_mailer import config as config_
