@@ -347,8 +347,10 @@ def _state(env: dict[str, str], ids: dict) -> tuple:
         """, ids)[0]
 
 
-def _settle(env: dict[str, str], ids: dict, worker: subprocess.Popen, burst: float) -> float:
-    """Wait until the worker has sent, folded and dispatched everything; return seconds."""
+def _settle(env: dict[str, str], ids: dict, worker: subprocess.Popen,
+            burst: float) -> tuple[float, bool]:
+    """Wait until the worker has sent, folded and dispatched everything; return the
+    seconds waited and whether it settled."""
     started = time.monotonic()
     time.sleep(burst + 1)  # a response settles once no click came for the burst window
     stable, last = 0, None
@@ -357,10 +359,10 @@ def _settle(env: dict[str, str], ids: dict, worker: subprocess.Popen, burst: flo
         busy = state[0] or state[1] or state[2]
         stable = stable + 1 if state == last and not busy else 0
         if stable >= 3:  # three quiet looks a worker round apart: nothing more is coming
-            break
+            return time.monotonic() - started, True
         last = state
         time.sleep(float(WORKER_INTERVAL) + 0.5)
-    return time.monotonic() - started
+    return time.monotonic() - started, False
 
 
 def _received(path: Path) -> list[dict]:
@@ -538,11 +540,12 @@ def main() -> int:
                                      ids["sent"]))
         load_seconds = time.perf_counter() - load_started
         print(f"load done in {load_seconds:.1f} s", flush=True)
-        waited = _settle(env, ids, worker, burst)
-        print(f"worker settled in {waited:.1f} s", flush=True)
+        waited, settled = _settle(env, ids, worker, burst)
         _stop(worker)
         worker_status = worker.returncode
         results = _checks(env, ids, answered, client, tmp, [tmp / "gunicorn.log", worker_log])
+        results.insert(0, (settled, "the worker settled after the load",
+                           f"{waited:.1f} s (at most {SETTLE_SECONDS:g} s)"))
         results.append((worker_status in (0, -signal.SIGTERM), "the worker ran to the end",
                         f"exit status {worker_status} after SIGTERM"))
         for ok, name, detail in results:
