@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint system-deps translations clean
+.PHONY: demo test bench soak lint system-deps translations clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: $(INSTALLED) system-deps node_modules/.package-lock.json
 
 bench: $(INSTALLED)
 	$(PY) bench/run.py
+
+# A few minutes of everything at once (clicks, sending, alerts, dashboard and API reads),
+# then checks that nothing was lost or doubled; on demand, not part of test or bench.
+soak: $(INSTALLED)
+	$(PY) bench/soak.py
 
 translations: $(INSTALLED)
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -o landing/translations/messages.pot .

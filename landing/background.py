@@ -9,11 +9,12 @@ from survey_mailer import notify
 from .db import get_db
 
 
-def dispatch_after(response: Response) -> Response:
+def dispatch_after(response: Response, response_id: int | None = None) -> Response:
     """Send due alerts and webhooks once this response is on its way to the client.
 
-    The queue is durable: whatever this misses (a crash, a slow receiver), the worker's
-    next round sends.
+    With `response_id` (a person's form), only that survey response's: the backlog is the
+    worker's, so a form's request never pays for other people's alerts. The queue is
+    durable: whatever this misses (a crash, a slow receiver), the worker's next round sends.
     """
     app = current_app._get_current_object()
     db, config = get_db(), app.extensions["survey"]
@@ -22,7 +23,7 @@ def dispatch_after(response: Response) -> Response:
         try:
             # A small batch with short timeouts: this holds a gunicorn worker; the
             # background worker does the long tail.
-            notify.dispatch(db, config, limit=5, timeout=3)
+            notify.dispatch(db, config, limit=5, timeout=3, response_id=response_id)
         except Exception:  # logged; the work stays queued for the next dispatch
             app.logger.exception("notification dispatch failed")
 
@@ -30,6 +31,7 @@ def dispatch_after(response: Response) -> Response:
     return response
 
 
-def dispatch_soon() -> None:
-    """Dispatch due notifications after this request's answer."""
-    after_this_request(dispatch_after)
+def dispatch_soon(response_id: int | None = None) -> None:
+    """Dispatch due notifications (only one survey response's, when given) after this
+    request's answer."""
+    after_this_request(lambda response: dispatch_after(response, response_id))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    after_this_request,
     current_app,
     flash,
     g,
@@ -25,7 +24,7 @@ from survey_mailer.compose import strings as email_strings
 from survey_mailer.errors import NotFound, SurveyError
 from survey_mailer.scores import segment
 
-from .background import dispatch_after
+from .background import dispatch_soon
 from .db import get_db
 from .errors import PageError
 from .extensions import csrf, limiter
@@ -269,13 +268,14 @@ def _answer_page(token: str, page: str):
             score = form.score.data
             moved = PAGES[segment(score)] != page
             promoter_page = page == "survey.testimonial" and not moved
-            responses.save_answer(
+            response_id = responses.save_answer(
                 get_db(), found, score=score, comment=form.comment.data.strip(),
                 contact_ok=segment(score) == "detractor" and form.contact_ok.data,
                 display_name=form.display_name.data.strip() if promoter_page else "",
                 testimonial_consent=promoter_page and form.testimonial_consent.data)
-            # A person sent this: alert support now rather than at the next notify round.
-            after_this_request(dispatch_after)
+            # A person sent this: alert support now rather than at the worker's next round
+            # (this answer only: the backlog is the worker's).
+            dispatch_soon(response_id)
             if moved and segment(score) != "passive":
                 # Sent without JavaScript after choosing another segment's score: what was
                 # typed is saved, and the new segment's page asks what this one did not

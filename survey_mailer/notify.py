@@ -289,8 +289,11 @@ def claimer() -> str:
     return f"{leases.owner()}:{secrets.token_hex(4)}"
 
 
-def claim(db: sqlite_utils.Database, limit: int = BATCH, by: str | None = None) -> list[dict]:
+def claim(db: sqlite_utils.Database, limit: int = BATCH, by: str | None = None,
+          response_id: int | None = None) -> list[dict]:
     """Claim due notifications for a lease, as `by` (a `claimer()` tag); return them.
+
+    With `response_id`, only that response's.
 
     Claims whose lease ended, or whose claimer is a process that ended, are freed first.
     A notification waits for the earlier ones of its response to the same target, so an
@@ -307,6 +310,7 @@ def claim(db: sqlite_utils.Database, limit: int = BATCH, by: str | None = None) 
             WHERE id IN (
                 SELECT n.id FROM notifications n
                 WHERE n.status = 'pending' AND n.next_attempt_at <= :now
+                  AND (:response IS NULL OR n.response_id = :response)
                   AND NOT EXISTS (
                       SELECT 1 FROM notifications p
                       WHERE p.response_id = n.response_id AND p.kind = n.kind
@@ -316,7 +320,7 @@ def claim(db: sqlite_utils.Database, limit: int = BATCH, by: str | None = None) 
             RETURNING id, kind, target, payload, attempts, event_key
             """,
             {"by": by or claimer(), "until": ago(-leases.LEASE_SECONDS), "now": stamp,
-             "limit": limit}).fetchall()
+             "limit": limit, "response": response_id}).fetchall()
     return sorted((dict(r) for r in rows), key=lambda r: r["id"])
 
 
@@ -364,17 +368,24 @@ class _Mail:
 
 
 def dispatch(db: sqlite_utils.Database, config: Config, limit: int = BATCH,
-             backend=None, timeout: float = WEBHOOK_TIMEOUT) -> dict:
+             backend=None, timeout: float = WEBHOOK_TIMEOUT,
+             response_id: int | None = None) -> dict:
     """Queue what became due, then send up to `limit` notifications; return counts by outcome.
 
     Each notification succeeds or fails on its own: `sent`, `retry` (later, with backoff),
     `failed` (given up, with its reason) or `unknown` (interrupted mid-hand-off). `timeout`
     bounds each webhook request; a slow receiver is retried later, like a failure.
+
+    With `response_id` (a person just sent the form), only that response is queued and
+    sent: no scan of every recent response, none of the backlog, which is the worker's.
     """
-    scan(db, config)
+    if response_id is None:
+        scan(db, config)
+    else:
+        queue_response(db, config, response_id)
     done = {"sent": 0, "retry": 0, "failed": 0, "unknown": 0}
     by = claimer()
-    jobs = claim(db, min(limit, BATCH), by)
+    jobs = claim(db, min(limit, BATCH), by, response_id)
     if not jobs:
         return done
     mail = _Mail(config, backend)
@@ -390,7 +401,7 @@ def dispatch(db: sqlite_utils.Database, config: Config, limit: int = BATCH,
                         done[outcome] += 1
                 limit -= len(jobs)
                 # Again: what waited for the notifications just sent may go now.
-                jobs = claim(db, min(limit, BATCH), by) if limit > 0 else []
+                jobs = claim(db, min(limit, BATCH), by, response_id) if limit > 0 else []
     finally:
         mail.close()
     return done

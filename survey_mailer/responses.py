@@ -71,12 +71,15 @@ def click_target(db: sqlite_utils.Database, delivery_id: int) -> dict | None:
 
 def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, comment: str = "",
                 contact_ok: bool = False, display_name: str = "",
-                testimonial_consent: bool = False) -> None:
-    """Save the landing-page form: a person submitted it, so the response is confirmed."""
+                testimonial_consent: bool = False) -> int:
+    """Save the landing-page form: a person submitted it, so the response is confirmed.
+
+    Return the response's id.
+    """
     humans.fold(db)  # the clicks before it first; later ones cannot change it
     stamp = now()
     with write(db) as conn:
-        conn.execute(
+        return conn.execute(
             """
             INSERT INTO responses (delivery_id, campaign_id, contact_id, score, comment,
                                    contact_ok, display_name, testimonial_consent, confirmed,
@@ -89,10 +92,11 @@ def save_answer(db: sqlite_utils.Database, delivery: dict, *, score: int, commen
                 confirmed_at = coalesce(responses.confirmed_at, excluded.confirmed_at),
                 confirmed_by = coalesce(responses.confirmed_by, 'form'),
                 responded_at = excluded.responded_at
+            RETURNING id
             """,
             [delivery["id"], delivery["campaign_id"], delivery["contact_id"], score,
              comment, int(contact_ok), display_name, int(testimonial_consent), stamp, stamp,
-             stamp])
+             stamp]).fetchone()[0]
 
 
 @dataclass(frozen=True)
