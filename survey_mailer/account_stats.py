@@ -2,17 +2,16 @@
 
 The accounts report needs, per contact, in the last SURVEY_ACCOUNT_WINDOW_DAYS days and in
 the window before: counted responses, promoters, detractors, the score sum, the latest
-counted score, filtered responses and sent deliveries. Grouping a million responses by
-contact for every report costs seconds, and between two reports few contacts change. So the
-totals live in `account_stats` (one row per contact and window) and `refresh` brings them
-up to date before each read, computing again only the contacts that changed:
+counted score, filtered responses and sent deliveries; and its open cases, company, role
+and renewal date. Grouping a million responses by contact for every report costs seconds,
+and between two reports few contacts change. So the totals live in `account_stats` (a row
+per contact and window; every contact of a company has one in window 0) and `refresh`
+brings them up to date before each read, computing again only the contacts that changed:
 
 - a response written since the last refresh (its `version`, m014, grows with every write);
-- a delivery sent since (the trigger of m025 notes its contact in `account_dirty`);
+- a delivery sent, a case opened or resolved, a contact added, removed, or given another
+  company, role or renewal date (triggers of m025 note the contact in `account_dirty`);
 - a response or delivery that crossed a window's edge as time moved on.
-
-- a case opened or resolved, a contact added, removed, or given another company, role or
-  renewal date (triggers of m025 note those too).
 
 An incremental refresh runs under the write lock, so two processes never interleave. The
 first refresh, one after the policy or the window length changed, and one with more than
