@@ -81,3 +81,17 @@ def frozen(moment: datetime | Callable[[], datetime]) -> Iterator[None]:
         yield
     finally:
         _source = previous
+
+
+class Stopped:
+    """A clock that stands still until moved, for `frozen(...)`: tests set `time` or call
+    `advance`, and never sleep through a window."""
+
+    def __init__(self, start: datetime | None = None):
+        self.time = start if start is not None else utcnow()
+
+    def __call__(self) -> datetime:
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        self.time += timedelta(seconds=seconds)

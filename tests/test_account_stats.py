@@ -26,17 +26,9 @@ CONTACTS = 30
 DAYS = 30  # the window: 30 days now, 30 days before
 
 
-class Clock:
-    def __init__(self):
-        self.time = START
-
-    def __call__(self):
-        return self.time
-
-
 @pytest.fixture
 def clock():
-    frozen = Clock()
+    frozen = clock_.Stopped(START)
     with clock_.frozen(frozen):
         yield frozen
 

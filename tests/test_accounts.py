@@ -41,17 +41,9 @@ SCORES = {"solo@solo.test": 3, "m1@many.test": 10, "m2@many.test": 9, "m3@many.t
           "boss@boss.test": 4, "u1@boss.test": 9, "u2@boss.test": 10}
 
 
-class Clock:
-    def __init__(self):
-        self.time = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
-
-    def __call__(self):
-        return self.time
-
-
 @pytest.fixture
 def clock():
-    frozen = Clock()
+    frozen = clock_.Stopped(datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
     with clock_.frozen(frozen):
         yield frozen
 

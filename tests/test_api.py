@@ -18,22 +18,9 @@ from survey_mailer.clock import stamp
 START = datetime(2026, 12, 3, 9, 0, 0, 250_000, tzinfo=UTC)
 
 
-class Clock:
-    """The one clock, frozen at START; tests move it forward."""
-
-    def __init__(self):
-        self.time = START
-
-    def __call__(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock():
-    frozen = Clock()
+    frozen = clock_.Stopped(START)
     with clock_.frozen(frozen):
         yield frozen
 

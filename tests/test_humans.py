@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import BROWSER_UA, outbox, person_click, score_links, show
@@ -18,22 +17,9 @@ from survey_mailer.errors import ConfigError, NotFound
 from survey_mailer.migrations import migrations
 
 
-class Clock:
-    """The one clock, frozen, that tests move forward: no test sleeps through a burst."""
-
-    def __init__(self):
-        self.time = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    frozen = Clock()
+def clock() -> clock_.Stopped:
+    frozen = clock_.Stopped()
     with clock_.frozen(frozen):
         yield frozen
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,20 +24,9 @@ BOSS = "boss@acme.test"
 WEDNESDAY = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)  # in ISO week 2026-W49
 
 
-class Clock:
-    def __init__(self, start: datetime):
-        self.time = start
-
-    def __call__(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock():
-    frozen = Clock(WEDNESDAY)
+    frozen = clock_.Stopped(WEDNESDAY)
     with clock_.frozen(frozen):
         yield frozen
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -71,22 +70,9 @@ def alert_files(settings) -> list[email.message.EmailMessage]:
             for p in sorted(paths, key=lambda p: int(p.stem.removeprefix("alert-n")))]
 
 
-class Clock:
-    """The one clock, frozen, moved forward by the test: no test sleeps through a window."""
-
-    def __init__(self):
-        self.time = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock():
-    frozen = Clock()
+    frozen = clock_.Stopped()
     with clock_.frozen(frozen):
         yield frozen
 
