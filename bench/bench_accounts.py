@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from survey_mailer import account_stats, reports, themes, users  # noqa: E402
+from bench.bench_dashboard import best_of, staff_client  # noqa: E402
+from survey_mailer import account_stats, reports, themes  # noqa: E402
 from survey_mailer import config as config_  # noqa: E402
 from survey_mailer import db as db_  # noqa: E402
 from survey_mailer.clock import stamp, utcnow  # noqa: E402
@@ -132,16 +133,6 @@ def answer_1000(database, batch: int) -> None:
                          [(i, i, campaign, c, moment, moment) for i, c in rows])
 
 
-def best_of(fn, rounds: int = 3) -> float:
-    fn()  # warm-up: page cache, statement cache
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def run() -> list[tuple]:
     with tempfile.TemporaryDirectory(prefix="bench-accounts-") as tmp:
         path = Path(tmp) / "survey.db"
@@ -172,14 +163,7 @@ def run() -> list[tuple]:
             return time.perf_counter() - start
 
         after_answers = min(answered_then_report(batch) for batch in range(3))
-        users.add_user(database, "bench@acme.test", "bench password")
-        from landing import create_app
-
-        app = create_app({"TESTING": True, "RATELIMIT_ENABLED": False,
-                          "WTF_CSRF_ENABLED": False})
-        client = app.test_client()
-        client.post("/staff/login", data={"email": "bench@acme.test",
-                                          "password": "bench password"})
+        client = staff_client(database)
 
         def page():
             response = client.get("/staff/accounts")

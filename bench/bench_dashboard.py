@@ -89,6 +89,18 @@ def best_of(fn, rounds: int = 3) -> float:
     return min(times)
 
 
+def staff_client(database):
+    """Return a Flask test client of the app on SURVEY_DATABASE, logged in as staff."""
+    users.add_user(database, "bench@acme.test", "bench password")
+    from landing import create_app
+
+    app = create_app({"TESTING": True, "RATELIMIT_ENABLED": False, "WTF_CSRF_ENABLED": False})
+    client = app.test_client()
+    client.post("/staff/login", data={"email": "bench@acme.test",
+                                      "password": "bench password"})
+    return client
+
+
 def run() -> list[tuple]:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         path = Path(tmp) / "survey.db"
@@ -98,17 +110,9 @@ def run() -> list[tuple]:
         database = db_.connect(path)
         report_company = best_of(lambda: nps.report(database, by="company"))
         report_attribute = best_of(lambda: nps.report(database, by="attribute:plan"))
-        users.add_user(database, "bench@acme.test", "bench password")
-
         os.environ.update(SURVEY_DATABASE=str(path), SURVEY_ENV="development",
                           SURVEY_SECRET_KEY="bench-secret-key")
-        from landing import create_app
-
-        app = create_app({"TESTING": True, "RATELIMIT_ENABLED": False,
-                          "WTF_CSRF_ENABLED": False})
-        client = app.test_client()
-        client.post("/staff/login", data={"email": "bench@acme.test",
-                                          "password": "bench password"})
+        client = staff_client(database)
 
         def dashboard():
             response = client.get("/staff/")

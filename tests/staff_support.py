@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import csrf_token
 
+from landing import create_app
 from survey_mailer import responses, users
 
 EMAIL = "agent@acme.test"
@@ -32,6 +33,17 @@ def login(client, email=EMAIL, password=PASSWORD, next_=None):
 @pytest.fixture
 def staff_client(client, staff_user):
     assert login(client).status_code == 302
+    return client
+
+
+@pytest.fixture
+def marketer(db, contacts_csv, runner):
+    """A logged-in client of a marketer, with the contacts imported (and an admin)."""
+    assert runner("contacts", "import", str(contacts_csv)).exit_code == 0
+    users.add_user(db, "admin@acme.test", PASSWORD)
+    users.add_user(db, "marketer@acme.test", PASSWORD, "marketer")
+    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
+    assert login(client, "marketer@acme.test").status_code == 302
     return client
 
 

@@ -1,6 +1,8 @@
 """A campaign's logo and accent colour (SPEC 12): in the email, on the landing pages, and
 refused with a clear reason when unfit."""
 
+# ruff: noqa: F811  (fixtures imported from staff_support are parameters here)
+
 from __future__ import annotations
 
 import base64
@@ -9,10 +11,9 @@ import re
 
 import pytest
 from conftest import csrf_token, outbox, score_links
-from staff_support import PASSWORD, login
+from staff_support import marketer  # noqa: F401
 
-from landing import create_app
-from survey_mailer import branding, users
+from survey_mailer import branding
 from survey_mailer.errors import SurveyError
 
 # A 1x1 PNG.
@@ -36,16 +37,6 @@ def test_an_unfit_accent_is_refused_saying_why(value, message):
     with pytest.raises(SurveyError) as raised:
         branding.check_accent(value)
     assert str(raised.value) == message
-
-
-@pytest.fixture
-def marketer(db, contacts_csv, runner):
-    assert runner("contacts", "import", str(contacts_csv)).exit_code == 0
-    users.add_user(db, "admin@acme.test", PASSWORD)
-    users.add_user(db, "marketer@acme.test", PASSWORD, "marketer")
-    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
-    assert login(client, "marketer@acme.test").status_code == 302
-    return client
 
 
 def upload(client, campaign_id: int, data: bytes, name: str = "logo.png"):

@@ -1,32 +1,22 @@
 """/staff/campaigns for marketers: create, edit, preview, schedule (the worker sends),
 progress, pause and resume."""
 
+# ruff: noqa: F811  (fixtures imported from staff_support are parameters here)
+
 from __future__ import annotations
 
 import re
 
 import pytest
 from conftest import csrf_token, outbox
-from staff_support import PASSWORD, XSS, login
+from staff_support import XSS, marketer  # noqa: F401
 
-from landing import create_app
 from survey_mailer import config as config_
-from survey_mailer import users
 from survey_mailer.worker import Worker
 
 FIELDS = {"name": "Q1 relationship", "subject": "One question", "sender": "Acme <nps@acme.test>",
           "brand": "", "postal_address": "1 Main St\nSpringfield", "segment": "",
           "remind_after_days": ""}
-
-
-@pytest.fixture
-def marketer(db, contacts_csv, runner):
-    assert runner("contacts", "import", str(contacts_csv)).exit_code == 0
-    users.add_user(db, "admin@acme.test", PASSWORD)
-    users.add_user(db, "marketer@acme.test", PASSWORD, "marketer")
-    client = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}).test_client()
-    assert login(client, "marketer@acme.test").status_code == 302
-    return client
 
 
 def create(client, **fields) -> object:
