@@ -194,15 +194,22 @@ def stop_process(process) -> None:
             process.wait(10)
 
 
+# The tests run as root, whom file modes do not stop. A command run behind this prefix is
+# still root (so it reaches the checkout and its venv wherever CI cloned them) but has lost
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: a 444 file or a 555 folder stops it, as it
+# stops any user.
+RESPECT_FILE_MODES = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
 class Gunicorn:
     """The app under a real gunicorn with 2 sync workers on a free loopback port.
 
     `url` is its base URL (its SURVEY_BASE_URL), `process` the arbiter (its children are
-    the workers), `log` the file gunicorn writes to. `user` runs it as another user (by
-    `setpriv`), e.g. nobody.
+    the workers), `log` the file gunicorn writes to. `bound_by_file_modes` runs it without
+    the capabilities that let root ignore file modes (RESPECT_FILE_MODES).
     """
 
-    def __init__(self, env: dict[str, str], log: Path, user: int | None = None):
+    def __init__(self, env: dict[str, str], log: Path, bound_by_file_modes: bool = False):
         import subprocess
         import sys
 
@@ -210,8 +217,7 @@ class Gunicorn:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         env = {**env, "SURVEY_BASE_URL": self.url}
-        prefix = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}",
-                                          "--clear-groups"]
+        prefix = RESPECT_FILE_MODES if bound_by_file_modes else []
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [*prefix, str(Path(sys.executable).parent / "gunicorn"), "--bind",
@@ -254,16 +260,17 @@ def live_server(settings, db, tmp_path):
 
 
 @contextlib.contextmanager
-def gunicorn_server(settings, tmp_path, user: int | None = None):
+def gunicorn_server(settings, tmp_path, bound_by_file_modes: bool = False):
     """Start gunicorn on the test's settings; SURVEY_BASE_URL becomes its URL. Yield it
-    once it answers /healthz (or at once when `user` is given: it may not be healthy)."""
+    once it answers /healthz (or at once when `bound_by_file_modes`: it may not be
+    healthy)."""
     import os
 
-    server = Gunicorn(dict(os.environ), tmp_path / "gunicorn.log", user)
+    server = Gunicorn(dict(os.environ), tmp_path / "gunicorn.log", bound_by_file_modes)
     os.environ["SURVEY_BASE_URL"] = server.url  # monkeypatched by `settings`: undone after
     settings["SURVEY_BASE_URL"] = server.url
     try:
-        if user is None:
+        if not bound_by_file_modes:
             wait_for_http(server.url + "/healthz", server.process)
         yield server
     finally:

@@ -23,7 +23,8 @@ Serving and background work:
   SIGKILLed twice while it sends alerts: no email twice, none lost silently (one whose
   hand-off was cut is listed unknown), each webhook event arrives.
 
-A database that cannot be written (run as nobody, as root ignores file modes):
+A database that cannot be written (commands run as root without the capabilities that
+ignore file modes, conftest.RESPECT_FILE_MODES):
 - test_a_read_only_database_is_a_one_line_error_for_every_command: a write, a send and a
   report each print one line naming the database, exit 1, no traceback, nothing written.
 - test_a_lock_file_left_by_another_user_is_named_in_one_line: the write lock beside the
@@ -50,7 +51,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER_UA, gunicorn_server, send_campaign, stop_process
+from conftest import (
+    BROWSER_UA,
+    RESPECT_FILE_MODES,
+    gunicorn_server,
+    send_campaign,
+    stop_process,
+)
 from sesfixtures import (  # noqa: F401 - fixtures used by name
     FaultProxy,
     max_in_any_window,
@@ -520,29 +527,25 @@ def test_each_alert_once_after_the_worker_is_killed_mid_dispatch(
 
 # A database this process may not write -----------------------------------------------
 
-NOBODY = 65534  # the tests run as root, whom file modes do not stop: commands run as nobody
+NOBODY = 65534  # another user, who owns a file the commands may not open
 
 
-def as_nobody(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                           "--clear-groups", COMMAND, *args], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=60)
+def bound(*args: str) -> subprocess.CompletedProcess:
+    """Run `survey-mailer ARGS` as a process that file modes stop."""
+    return subprocess.run([*RESPECT_FILE_MODES, COMMAND, *args], capture_output=True,
+                          text=True, env=dict(os.environ), timeout=60)
 
 
 @pytest.fixture
-def read_only_database(settings, monkeypatch):
-    """A database with three deliveries, in a folder nobody can reach: file 444, folder 555.
-
-    Its own folder under /tmp, as pytest's (0700, root's) is closed to nobody.
-    """
-    import tempfile
-
+def read_only_database(settings, monkeypatch, tmp_path):
+    """A database with three deliveries that no one bound by file modes may write: the file
+    444, its folder 555."""
     from survey_mailer import db as db_
 
     if not shutil.which("setpriv"):
-        pytest.fail("this test drops privileges with setpriv (util-linux): install it")
-    top = Path(tempfile.mkdtemp(prefix="survey-readonly-"))
-    top.chmod(0o755)
+        pytest.fail("this test drops capabilities with setpriv (util-linux): install it")
+    top = tmp_path / "read-only"
+    top.mkdir()
     folder = top / "data"
     folder.mkdir()
     path = folder / "survey.db"
@@ -575,7 +578,7 @@ def test_a_read_only_database_is_a_one_line_error_for_every_command(read_only_da
     # A write, a send, and a report: a report folds new clicks into responses, and in WAL
     # mode SQLite cannot even read without creating the -shm file beside the database.
     for command in (["contacts", "import", str(csv)], ["campaign", "send", "1"], ["report"]):
-        result = as_nobody(*command)
+        result = bound(*command)
         assert (result.returncode, result.stdout) == (1, ""), command
         assert result.stderr == read_only_error(read_only_database), command
     assert read_only_database.read_bytes() == before
@@ -585,11 +588,14 @@ def test_a_read_only_database_is_a_one_line_error_for_every_command(read_only_da
 
 @pytest.mark.slow
 def test_a_lock_file_left_by_another_user_is_named_in_one_line(read_only_database):
-    # `survey-mailer init` run as root, the app run as another user: the database and its
-    # folder are open to all, but the write lock beside it is root's alone.
+    # `survey-mailer init` run as one user, the app as another: the database and its
+    # folder are open to all, but the write lock beside it is the other user's alone.
     read_only_database.chmod(0o666)
     read_only_database.parent.chmod(0o777)
-    result = as_nobody("contacts", "list")
+    lock = Path(f"{read_only_database}-writelock")
+    os.chown(lock, NOBODY, NOBODY)
+    lock.chmod(0o600)
+    result = bound("contacts", "list")
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == read_only_error(
         read_only_database, f"Permission denied: {read_only_database}-writelock")
@@ -600,7 +606,7 @@ def test_a_click_on_a_read_only_database_gets_a_friendly_503(read_only_database,
                                                              links, tmp_path):
     import http.client
 
-    with gunicorn_server(settings, tmp_path, user=NOBODY) as server:
+    with gunicorn_server(settings, tmp_path, bound_by_file_modes=True) as server:
         deadline = time.monotonic() + 20
         while not isinstance(status := click(server.url, "/healthz"), int):
             assert server.process.poll() is None and time.monotonic() < deadline, status
